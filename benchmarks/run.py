@@ -1,0 +1,89 @@
+"""Run the benchmarks: ``python -m benchmarks.run [--ops conv2d,max_pool2d] [--device cpu|cuda]``.
+
+Prints a table (median times, speedup vs torch, GFLOP/s or GB/s, first-call
+compile time) and writes it to ``--out`` as ``results.json`` and ``results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict
+
+from benchmarks.common import Result, run_case
+
+# op name -> module with ``cases(device)``; one module per op family.
+MODULES: dict[str, str] = {
+}
+
+
+def _markdown(results: list[Result], header: str) -> str:
+    lines = [
+        header,
+        "",
+        "| op | shape | pass | ours (ms) | torch (ms) | speedup | ours rate | torch rate | first call (s) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.op} | {r.shape} | {r.pass_} | {r.ours_ms:.2f} | {r.torch_ms:.2f} | {r.speedup:.2f}x | "
+            f"{r.ours_rate:.1f} {r.unit} | {r.torch_rate:.1f} {r.unit} | {r.first_call_s:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", default=",".join(MODULES), help="comma-separated: " + ", ".join(MODULES))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--repeat", type=int, default=7, help="timed calls per case (median reported)")
+    parser.add_argument("--out", default="benchmarks/results", help="folder for results.json / results.md")
+    args = parser.parse_args(argv)
+
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("No CUDA GPU here: no GPU numbers are reported (nothing was measured).")
+            return 0
+
+    import torch
+
+    ops = [op.strip() for op in args.ops.split(",") if op.strip()]
+    unknown = [op for op in ops if op not in MODULES]
+    if unknown:
+        parser.error(f"--ops: unknown {unknown}; known: {sorted(MODULES)}")
+
+    header = (
+        f"# minitorchseg benchmarks ({args.device})\n\n"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads). Medians of {args.repeat} calls."
+    )
+    print(header)
+    results: list[Result] = []
+    for op in ops:
+        module = importlib.import_module(MODULES[op])
+        for case in module.cases(args.device):
+            result = run_case(case, repeat=args.repeat)
+            results.append(result)
+            print(
+                f"{result.op:>18} {result.shape:<34} {result.pass_:<17} ours {result.ours_ms:9.2f} ms  "
+                f"torch {result.torch_ms:9.2f} ms  x{result.speedup:5.2f}  "
+                f"{result.ours_rate:7.1f} {result.unit}  first call {result.first_call_s:.2f} s",
+                flush=True,
+            )
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as fh:
+        json.dump({"header": header, "results": [asdict(r) for r in results]}, fh, indent=1)
+    with open(os.path.join(args.out, "results.md"), "w") as fh:
+        fh.write(_markdown(results, header))
+    print(f"wrote {args.out}/results.json and results.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Losses: cross-entropy (with class weights and an ignore label), BCE with logits, smooth L1.
+
+Each is one fused op: its backward is written in closed form instead of being
+assembled from log_softmax, gather and mean, which keeps segmentation losses
+over N·H·W pixels cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function
+from ..tensor import Tensor
+
+__all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy_with_logits", "smooth_l1_loss"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(name: str, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+class CrossEntropy(Function):
+    """ℓ_i = −w[t_i]·log softmax(x_i)[t_i] for each sample/pixel i whose target t_i ≠ ignore_index.
+
+    input x: (N, C) or (N, C, d1, ...); target t: (N,) or (N, d1, ...) ints.
+    'mean' divides Σ ℓ_i by Σ w[t_i] over non-ignored i (torch's weighted mean;
+    NaN when every target is ignored, as torch); 'sum' and 'none' as named.
+    Backward: dℓ_i/dx_i = w[t_i]·(softmax(x_i) − onehot(t_i)), 0 for ignored i.
+    """
+
+    @staticmethod
+    def forward(ctx, x, target, weight, ignore_index, reduction, log_probs_given):
+        xp = ctx.xp
+        logp = x if log_probs_given else x - x.max(axis=1, keepdims=True)
+        if not log_probs_given:
+            logp = logp - xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
+        valid = target != ignore_index
+        safe = xp.where(valid, target, 0)
+        picked = xp.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
+        w = weight[safe] if weight is not None else xp.ones(safe.shape, dtype=x.dtype)
+        w = w * valid
+        losses = -w * picked
+        ctx.save_for_backward(logp, safe, w)
+        ctx.reduction, ctx.log_probs_given = reduction, log_probs_given
+        if reduction == "none":
+            return losses.astype(x.dtype, copy=False)
+        total = losses.sum()
+        if reduction == "sum":
+            return xp.asarray(total, dtype=x.dtype)
+        ctx.denominator = w.sum()
+        return xp.asarray(total / ctx.denominator, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = ctx.xp
+        logp, safe, w = ctx.saved_arrays
+        if ctx.reduction == "none":
+            scale = grad * w
+        elif ctx.reduction == "sum":
+            scale = grad * w
+        else:
+            scale = grad * w / ctx.denominator
+        scale = scale[:, None]
+        if ctx.log_probs_given:
+            gx = xp.zeros_like(logp)
+        else:
+            gx = xp.exp(logp) * scale
+        onehot_scale = xp.zeros_like(logp)
+        xp.put_along_axis(onehot_scale, safe[:, None], scale, axis=1)
+        gx = gx - onehot_scale
+        return gx.astype(logp.dtype, copy=False), None, None, None, None, None
+
+
+def _validate_classification(name, input, target, weight, ignore_index):
+    if not isinstance(input, Tensor) or not isinstance(target, Tensor):
+        raise TypeError(f"{name}: expected Tensors for input and target")
+    if input.dtype.kind != "f":
+        raise TypeError(f"{name}: input must be floating point, got {input.dtype}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{name}: target must hold integer class indices, got dtype {target.dtype}")
+    if input.ndim < 2:
+        raise ValueError(f"{name}: input must have shape (N, C) or (N, C, d1, ...), got {input.shape}")
+    expected = (input.shape[0],) + input.shape[2:]
+    if target.shape != expected:
+        raise ValueError(f"{name}: target has shape {target.shape}, expected {expected} for input {input.shape}")
+    classes = input.shape[1]
+    if weight is not None and weight.shape != (classes,):
+        raise ValueError(f"{name}: weight has shape {weight.shape}, expected ({classes},)")
+    t = target.data
+    bad = (t != ignore_index) & ((t < 0) | (t >= classes))
+    if bool(bad.any()):
+        value = int(t[bad].reshape(-1)[0])
+        raise ValueError(
+            f"{name}: target value {value} is out of range: expected class indices in [0, {classes - 1}] "
+            f"or ignore_index={ignore_index}"
+        )
+
+
+def _to_rows(input: Tensor, target: Tensor):
+    """(N, C, d1, ...) → (N·d1·..., C) rows; targets flattened to match."""
+    if input.ndim == 2:
+        return input, target.data
+    perm = (0,) + tuple(range(2, input.ndim)) + (1,)
+    rows = input.permute(perm).reshape(-1, input.shape[1])
+    return rows, target.data.reshape(-1)
+
+
+def _loss(name, input, target, weight, ignore_index, reduction, log_probs_given):
+    _check_reduction(name, reduction)
+    _validate_classification(name, input, target, weight, ignore_index)
+    rows, t = _to_rows(input, target)
+    w = weight.data.astype(input.dtype) if weight is not None else None
+    out = CrossEntropy.apply(rows, t, w, ignore_index, reduction, log_probs_given)
+    if reduction == "none":
+        out = out.reshape(target.shape)
+    return out
+
+
+def cross_entropy(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"
+) -> Tensor:
+    """torch's ``F.cross_entropy`` for class-index targets; see :class:`CrossEntropy`."""
+    return _loss("cross_entropy", input, target, weight, ignore_index, reduction, False)
+
+
+def nll_loss(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean"
+) -> Tensor:
+    """torch's ``F.nll_loss``: ``input`` holds log-probabilities."""
+    return _loss("nll_loss", input, target, weight, ignore_index, reduction, True)
+
+
+class BCEWithLogits(Function):
+    """ℓ = w·(max(x, 0) − x·y + log(1 + e^−|x|)), the stable form of −w·[y log σ(x) + (1−y) log(1−σ(x))].
+
+    dℓ/dx = w·(σ(x) − y);  dℓ/dy = −w·x.
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, weight, reduction):
+        xp = ctx.xp
+        losses = xp.maximum(x, 0) - x * y + xp.log1p(xp.exp(-xp.abs(x)))
+        if weight is not None:
+            losses = losses * weight
+        ctx.save_for_backward(x, y, weight)
+        ctx.reduction, ctx.count = reduction, losses.size
+        if reduction == "none":
+            return losses
+        total = losses.sum() if reduction == "sum" else losses.mean()
+        return xp.asarray(total, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = ctx.xp
+        x, y, weight = ctx.saved_arrays
+        scale = grad / ctx.count if ctx.reduction == "mean" else grad
+        if weight is not None:
+            scale = scale * weight
+        e = xp.exp(-xp.abs(x))
+        sig = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        gx = xp.broadcast_to(scale * (sig - y), x.shape) if ctx.needs_input_grad[0] else None
+        gy = xp.broadcast_to(-scale * x, y.shape) if ctx.needs_input_grad[1] else None
+        return gx, gy, None, None
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, reduction: str = "mean"
+) -> Tensor:
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    if input.shape != target.shape:
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: target has shape {target.shape}, expected the input's {input.shape}"
+        )
+    if input.dtype.kind != "f" or target.dtype.kind != "f":
+        raise TypeError(
+            f"binary_cross_entropy_with_logits: input and target must be floating point, got {input.dtype}, {target.dtype}"
+        )
+    w = None
+    if weight is not None:
+        w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        np.broadcast_shapes(w.shape, input.shape)
+    return BCEWithLogits.apply(input, target, w, reduction)
+
+
+class SmoothL1(Function):
+    """ℓ = 0.5·d²/β if |d| < β else |d| − 0.5·β, with d = input − target (β = 0: L1).
+
+    dℓ/dd = d/β if |d| < β else sign(d).
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, beta, reduction):
+        xp = ctx.xp
+        d = x - y
+        ad = xp.abs(d)
+        losses = xp.where(ad < beta, 0.5 * d * d / beta if beta > 0 else 0 * d, ad - 0.5 * beta)
+        ctx.save_for_backward(d)
+        ctx.beta, ctx.reduction = beta, reduction
+        if reduction == "none":
+            return losses.astype(x.dtype, copy=False)
+        total = losses.sum() if reduction == "sum" else losses.mean()
+        return xp.asarray(total, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = ctx.xp
+        (d,) = ctx.saved_arrays
+        beta = ctx.beta
+        scale = grad / d.size if ctx.reduction == "mean" else grad
+        slope = xp.where(xp.abs(d) < beta, d / beta if beta > 0 else 0 * d, xp.sign(d))
+        g = scale * slope
+        gx = g if ctx.needs_input_grad[0] else None
+        gy = -g if ctx.needs_input_grad[1] else None
+        return gx, gy, None, None
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    _check_reduction("smooth_l1_loss", reduction)
+    if input.shape != target.shape:
+        raise ValueError(f"smooth_l1_loss: target has shape {target.shape}, expected the input's {input.shape}")
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    return SmoothL1.apply(input, target, float(beta), reduction)

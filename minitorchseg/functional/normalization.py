@@ -1,0 +1,99 @@
+"""Batch normalisation (Ioffe & Szegedy, 2015), torch's ``F.batch_norm``.
+
+For input x (N, C, *) and each channel c, over the m = N·∏(*) values of that channel:
+
+    training: μ = mean(x), σ² = mean((x − μ)²)          (biased, used to normalise)
+              running_mean ← (1 − momentum)·running_mean + momentum·μ
+              running_var  ← (1 − momentum)·running_var  + momentum·σ²·m/(m − 1)   (unbiased)
+    eval:     μ, σ² = running_mean, running_var
+    y = (x − μ) / sqrt(σ² + eps) · weight + bias
+
+Backward in training mode, with x̂ = (x − μ)/sqrt(σ² + eps) and g = dy·weight:
+    dx = (g − mean(g) − x̂·mean(g·x̂)) / sqrt(σ² + eps)
+    dweight = Σ dy·x̂,  dbias = Σ dy
+(In eval mode μ and σ² are constants, so dx = g / sqrt(σ² + eps).)
+"""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from ..tensor import Tensor
+
+__all__ = ["batch_norm"]
+
+
+class BatchNorm(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, var, eps, batch_stats):
+        xp = ctx.xp
+        ctx.batch_stats = batch_stats
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+        ctx.save_for_backward(x_hat, inv_std, weight)
+        ctx.axes, ctx.shape = axes, shape
+        y = x_hat
+        if weight is not None:
+            y = y * weight.reshape(shape)
+        if bias is not None:
+            y = y + bias.reshape(shape)
+        return y.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_hat, inv_std, weight = ctx.saved_arrays
+        axes, shape = ctx.axes, ctx.shape
+        g = grad * weight.reshape(shape) if weight is not None else grad
+        gx = None
+        if ctx.needs_input_grad[0]:
+            if ctx.batch_stats:
+                mean_g = g.mean(axis=axes, keepdims=True)
+                mean_gx = (g * x_hat).mean(axis=axes, keepdims=True)
+                gx = (g - mean_g - x_hat * mean_gx) * inv_std.reshape(shape)
+            else:
+                gx = g * inv_std.reshape(shape)
+        gw = (grad * x_hat).sum(axis=axes) if ctx.needs_input_grad[1] else None
+        gb = grad.sum(axis=axes) if ctx.needs_input_grad[2] else None
+        return gx, gw, gb, None, None, None, None
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """torch's ``F.batch_norm``; updates ``running_mean``/``running_var`` in place when training."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {input.shape}")
+    channels = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (channels,):
+            raise ValueError(f"batch_norm: {name} has shape {t.shape}, expected ({channels},) for input {input.shape}")
+    xp = input.backend.xp
+    x = input.data
+    if training:
+        axes = (0,) + tuple(range(2, input.ndim))
+        count = x.size // channels
+        if count <= 1:
+            raise ValueError(
+                f"batch_norm: expected more than 1 value per channel when training, got input {input.shape}"
+            )
+        mean = x.mean(axis=axes)
+        var = x.var(axis=axes)
+        if running_mean is not None:
+            running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * mean
+        if running_var is not None:
+            running_var.data[...] = (1 - momentum) * running_var.data + momentum * var * count / (count - 1)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+        mean, var = running_mean.data, running_var.data
+    mean = xp.asarray(mean, dtype=x.dtype)
+    var = xp.asarray(var, dtype=x.dtype)
+    return BatchNorm.apply(input, weight, bias, mean, var, eps, training)

@@ -1,0 +1,11 @@
+"""Layers with torch's names, parameter names, weight layouts and default initialisations."""
+
+from . import init
+from .containers import ModuleList, Sequential
+from .layers import BatchNorm2d, CrossEntropyLoss, Dropout, Identity, Linear, ReLU, Sigmoid
+from .module import Module, Parameter
+
+__all__ = [
+    "init", "Module", "Parameter", "Sequential", "ModuleList", "Identity", "Linear", "ReLU", "Sigmoid",
+    "Dropout", "BatchNorm2d", "CrossEntropyLoss",
+]
