@@ -6,7 +6,7 @@ sets with the same arguments are identical.
 
 Image ``i`` (``H x W``):
 
-1. background: two random colours blended by a random sinusoidal grating
+1. background: two random colours (at least 100 apart in RGB) blended by a random sinusoidal grating
    (1 to 6 cycles across the image, random orientation), a second grating added;
 2. ``K ~ U{min_objects..max_objects}`` objects, each a circle, a square or an
    equilateral triangle (uniformly), rotated at random, of size ``s`` drawn
@@ -46,6 +46,7 @@ __all__ = ["SyntheticShapes", "CIRCLE", "SQUARE", "TRIANGLE"]
 CIRCLE, SQUARE, TRIANGLE = 1, 2, 3
 _EXTENT = {CIRCLE: 0.5, SQUARE: math.sqrt(0.5), TRIANGLE: 1.0 / math.sqrt(3.0)}
 _MAX_TRIES = 20
+_MIN_TEXTURE_CONTRAST = 100.0
 
 
 def _shape_mask(kind: int, dx: np.ndarray, dy: np.ndarray, s: float, theta: float) -> np.ndarray:
@@ -164,6 +165,10 @@ class SyntheticShapes(Sequence):
         u = rng.random(12)
         c0 = (255.0 * u[0:3]).astype(np.float32)
         c1 = (255.0 * u[3:6]).astype(np.float32)
+        for _attempt in range(_MAX_TRIES):
+            if math.dist(c0, c1) >= _MIN_TEXTURE_CONTRAST:
+                break
+            c1 = (255.0 * rng.random(3)).astype(np.float32)
         blend = np.full((h, w), 0.5, dtype=np.float32)
         for weight, (uf, ua, up) in zip((1.0, 0.5), (u[6:9], u[9:12])):
             freq = 1.0 + 5.0 * uf
