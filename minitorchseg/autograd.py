@@ -244,6 +244,8 @@ def backward(root, gradient, retain_graph: bool = False) -> None:
                 )
             if g.dtype != parent.dtype:
                 g = g.astype(parent.dtype)
+            if isinstance(g, np.generic):
+                g = np.asarray(g)
             key = id(parent)
             grads[key] = g if key not in grads else grads[key] + g
 

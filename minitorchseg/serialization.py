@@ -112,7 +112,7 @@ def load(path: str | os.PathLike) -> Any:
             return _decode(structure, {name: archive[name] for name in archive.files if name != _STRUCTURE})
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, UnicodeDecodeError) as exc:
         raise CheckpointError(
             f"load: {path!r} is corrupt or truncated and cannot be read as a checkpoint ({type(exc).__name__}: {exc})"
         ) from exc

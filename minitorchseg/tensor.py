@@ -67,7 +67,7 @@ class Tensor:
         """Wrap the output array of an op (no copy, no dtype change)."""
         out = cls.__new__(cls)
         out.backend = backend
-        out.data = array
+        out.data = np.asarray(array) if isinstance(array, np.generic) else array  # 0-d results of NumPy ops
         out.grad = None
         out.grad_fn = node
         out.requires_grad = node is not None

@@ -176,7 +176,8 @@ def binary_cross_entropy_with_logits(
         )
     if input.dtype.kind != "f" or target.dtype.kind != "f":
         raise TypeError(
-            f"binary_cross_entropy_with_logits: input and target must be floating point, got {input.dtype}, {target.dtype}"
+            "binary_cross_entropy_with_logits: input and target must be floating point, "
+            f"got {input.dtype} and {target.dtype}"
         )
     w = None
     if weight is not None:

@@ -7,6 +7,8 @@ reduced axes: the adjoint of a sum is a broadcast.
 
 from __future__ import annotations
 
+import builtins
+
 from ..autograd import Function, unbroadcast
 from ..tensor import Tensor
 
@@ -20,9 +22,9 @@ def _axes(name: str, dim, ndim: int) -> tuple[int, ...]:
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     axes = []
     for d in dims:
-        if not isinstance(d, int) or not -max(ndim, 1) <= d < max(ndim, 1):
+        if not isinstance(d, int) or not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
             raise ValueError(f"{name}: dim {d!r} is out of range for a tensor with {ndim} dimensions")
-        axes.append(d % max(ndim, 1))
+        axes.append(d % builtins.max(ndim, 1))
     if len(set(axes)) != len(axes):
         raise ValueError(f"{name}: dim {dim!r} repeats an axis")
     return tuple(sorted(axes))
@@ -99,10 +101,12 @@ class MatMul(Function):
         a, b = ctx.saved_arrays
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        g = grad
-        if a.ndim == 1:
+        g = grad  # restore the axes that matmul squeezed away for 1-D operands
+        if a.ndim == 1 and b.ndim == 1:
+            g = g.reshape(1, 1)
+        elif a.ndim == 1:
             g = xp.expand_dims(g, -2)
-        if b.ndim == 1:
+        elif b.ndim == 1:
             g = xp.expand_dims(g, -1)
         ga = gb = None
         if ctx.needs_input_grad[0]:

@@ -122,7 +122,9 @@ def reshape(input: Tensor, shape) -> Tensor:
     if shape.count(-1) > 1 or (-1 not in shape and known != input.numel()) or (
         -1 in shape and (known == 0 or input.numel() % known)
     ):
-        raise ValueError(f"reshape: shape {shape} is invalid for input of shape {input.shape} ({input.numel()} elements)")
+        raise ValueError(
+            f"reshape: shape {shape} is invalid for input of shape {input.shape} ({input.numel()} elements)"
+        )
     return Reshape.apply(input, shape)
 
 
@@ -130,8 +132,10 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if input.ndim == 0:
         return reshape(input, (1,))
     start, end = _dim("flatten", start_dim, input.ndim), _dim("flatten", end_dim, input.ndim)
-    shape = input.shape[:start] + (-1,) + input.shape[end + 1 :]
-    return reshape(input, shape) if input.numel() else reshape(input, input.shape[:start] + (0,) + input.shape[end + 1 :])
+    merged = 1
+    for n in input.shape[start : end + 1]:
+        merged *= n
+    return reshape(input, input.shape[:start] + (merged,) + input.shape[end + 1 :])
 
 
 def permute(input: Tensor, dims) -> Tensor:

@@ -53,7 +53,8 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"cannot assign {name!r} before Module.__init__() was called")
-        if name in self._buffers and (value is None or (isinstance(value, Tensor) and not isinstance(value, Parameter))):
+        is_plain_tensor = isinstance(value, Tensor) and not isinstance(value, Parameter)
+        if name in self._buffers and (value is None or is_plain_tensor):
             self._buffers[name] = value
             return
         for table in (self._parameters, self._buffers, self._modules):

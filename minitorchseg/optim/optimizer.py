@@ -30,7 +30,9 @@ class Optimizer:
             group = {**defaults, **group, "params": list(group["params"])}
             for p in group["params"]:
                 if not isinstance(p, Parameter) and not getattr(p, "requires_grad", False):
-                    raise TypeError(f"optimizer: expected Parameters (or tensors requiring grad), got {type(p).__name__}")
+                    raise TypeError(
+                        f"optimizer: expected Parameters (or tensors requiring grad), got {type(p).__name__}"
+                    )
             self.param_groups.append(group)
         self.state: dict[int, dict] = {}
 

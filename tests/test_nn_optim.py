@@ -1,0 +1,163 @@
+"""nn and optim parity with torch: BatchNorm2d, Linear, state dicts, SGD/Adam/AdamW, schedulers."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minitorchseg as mts
+import minitorchseg.functional as F
+from minitorchseg import nn, optim
+
+from .strategies import randn, seeds, settings_fast
+
+
+@settings_fast
+@given(seed=seeds, momentum=st.sampled_from([0.1, 0.5, None]), affine=st.booleans())
+def test_batchnorm2d_train_eval_and_running_stats(seed, momentum, affine):
+    ours = nn.BatchNorm2d(3, momentum=momentum, affine=affine).to(np.float64)
+    theirs = torch.nn.BatchNorm2d(3, momentum=momentum, affine=affine).double()
+    if affine:
+        w, b = randn(seed, (3,)), randn(seed + 1, (3,))
+        ours.load_state_dict({**ours.state_dict(), "weight": w, "bias": b})
+        theirs.weight.data[:], theirs.bias.data[:] = torch.tensor(w), torch.tensor(b)
+    for step in range(3):  # three training batches update the running statistics
+        x = randn(seed + 10 + step, (4, 3, 5, 2), scale=2.0) + step
+        np.testing.assert_allclose(ours(mts.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                                   rtol=1e-10, atol=1e-10)
+    for name, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[name], value.numpy(), rtol=1e-12, err_msg=name)
+    ours.eval()
+    theirs.eval()
+    x = randn(seed + 99, (2, 3, 4, 4))
+    np.testing.assert_allclose(ours(mts.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+
+
+def test_module_registration_names_and_torch_state_dict_keys():
+    def build(lib):
+        return lib.nn.Sequential(lib.nn.Linear(4, 3), lib.nn.ReLU(), lib.nn.Sequential(lib.nn.BatchNorm2d(3)))
+
+    ours, theirs = build(mts), build(torch)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    ours.eval()
+    assert not ours[2][0].training
+
+
+def test_load_state_dict_errors_name_the_key():
+    model = nn.Linear(4, 3)
+    with pytest.raises(KeyError, match="missing keys \\['bias'\\]"):
+        model.load_state_dict({"weight": np.zeros((3, 4))})
+    with pytest.raises(ValueError, match="'weight' has shape \\(4, 3\\).*expects \\(3, 4\\)"):
+        model.load_state_dict({"weight": np.zeros((4, 3)), "bias": np.zeros(3)})
+    result = model.load_state_dict({"weight": np.ones((3, 4)), "extra": np.ones(1)}, strict=False)
+    assert result.missing_keys == ["bias"] and result.unexpected_keys == ["extra"]
+    np.testing.assert_array_equal(model.weight.numpy(), 1.0)
+
+
+def test_linear_default_init_matches_torch_bounds():
+    mts.manual_seed(0)
+    layer = nn.Linear(50, 40)
+    bound = 1 / np.sqrt(50)  # kaiming_uniform(a=√5) gives exactly 1/sqrt(fan_in)
+    assert np.abs(layer.weight.numpy()).max() <= bound and np.abs(layer.weight.numpy()).max() > 0.9 * bound
+    assert np.abs(layer.bias.numpy()).max() <= bound
+    assert layer.weight.dtype == np.float32
+
+
+def _problem(lib, seed):
+    """A small least-squares + cross-entropy problem, identical in both libraries."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((8, 5))
+    y = rng.integers(0, 3, 8)
+    w = rng.standard_normal((3, 5))
+    b = rng.standard_normal(3)
+    return x, y, w, b
+
+
+OPTIMIZERS = {
+    "sgd": (lambda p, lib: lib.optim.SGD(p, lr=0.1), {}),
+    "sgd_momentum_wd": (lambda p, lib: lib.optim.SGD(p, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=1e-2), {}),
+    "sgd_nesterov": (lambda p, lib: lib.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3), {}),
+    "adam": (lambda p, lib: lib.optim.Adam(p, lr=0.01), {}),
+    "adam_wd": (lambda p, lib: lib.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), weight_decay=0.1), {}),
+    "adamw": (lambda p, lib: lib.optim.AdamW(p, lr=0.01), {}),
+    "adamw_wd": (lambda p, lib: lib.optim.AdamW(p, lr=0.02, weight_decay=0.3, eps=1e-6), {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_trajectory_matches_torch(name):
+    make, _ = OPTIMIZERS[name]
+    x, y, w, b = _problem(None, 0)
+    ours_params = [nn.Parameter(w.copy()), nn.Parameter(b.copy())]
+    torch_params = [torch.nn.Parameter(torch.tensor(w.copy())), torch.nn.Parameter(torch.tensor(b.copy()))]
+    ours_opt, torch_opt = make(ours_params, mts), make(torch_params, torch)
+    for _ in range(20):
+        ours_opt.zero_grad()
+        F.cross_entropy(F.linear(mts.tensor(x), *ours_params), mts.tensor(y)).backward()
+        ours_opt.step()
+        torch_opt.zero_grad()
+        torch.nn.functional.cross_entropy(torch.nn.functional.linear(torch.tensor(x), *torch_params),
+                                          torch.tensor(y)).backward()
+        torch_opt.step()
+    for p, q in zip(ours_params, torch_params):
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["step", "poly"])
+def test_lr_schedulers_match_torch(kind):
+    p, q = nn.Parameter(np.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    ours_opt, torch_opt = optim.SGD([p], lr=0.1), torch.optim.SGD([q], lr=0.1)
+    if kind == "step":
+        ours, theirs = optim.lr_scheduler.StepLR(ours_opt, 3, 0.5), torch.optim.lr_scheduler.StepLR(torch_opt, 3, 0.5)
+    else:
+        ours = optim.lr_scheduler.PolynomialLR(ours_opt, total_iters=7, power=0.9)
+        theirs = torch.optim.lr_scheduler.PolynomialLR(torch_opt, total_iters=7, power=0.9)
+    for _ in range(10):
+        ours_opt.step()
+        torch_opt.step()
+        ours.step()
+        theirs.step()
+        assert ours.get_last_lr()[0] == pytest.approx(theirs.get_last_lr()[0], rel=1e-15, abs=1e-18)
+
+
+def test_optimizer_state_dict_round_trip(tmp_path):
+    p = nn.Parameter(np.ones(3))
+    opt = optim.Adam([p], lr=0.1)
+    for _ in range(3):
+        p.grad = mts.tensor(np.array([1.0, -2.0, 3.0]))
+        opt.step()
+    mts.save(opt.state_dict(), tmp_path / "opt.npz")
+    q = nn.Parameter(p.numpy().copy())
+    restored = optim.Adam([q], lr=0.5)
+    restored.load_state_dict(mts.load(tmp_path / "opt.npz"))
+    assert restored.param_groups[0]["lr"] == 0.1
+    for opt_, param in ((opt, p), (restored, q)):
+        param.grad = mts.tensor(np.array([0.5, 0.5, 0.5]))
+        opt_.step()
+    np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def test_module_to_float64_keeps_parameter_objects():
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm2d(2))
+    params = list(model.parameters())
+    model.to(np.float64)
+    assert all(a is b for a, b in zip(params, model.parameters()))
+    assert all(p.dtype == np.float64 for p in model.parameters())
+    assert model[1].num_batches_tracked.dtype == np.int64
+
+
+def test_cuda_without_gpu_or_simulator_says_what_is_missing(monkeypatch):
+    from minitorchseg import backend
+
+    monkeypatch.delenv("NUMBA_ENABLE_CUDASIM", raising=False)
+    monkeypatch.setattr(backend, "_BACKENDS", {k: v for k, v in backend._BACKENDS.items() if k == "cpu"})
+    if backend.cuda_available():
+        pytest.skip("a real GPU is present")
+    with pytest.raises(RuntimeError, match="device 'cuda' is not available: .*(CuPy|CUDA)"):
+        mts.zeros(2, device="cuda")
+    with pytest.raises(ValueError, match="device: expected 'cpu' or 'cuda', got 'tpu'"):
+        mts.zeros(2, device="tpu")
