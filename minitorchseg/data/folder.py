@@ -29,6 +29,8 @@ class ImageMaskFolder(PairedSegmentationDataset):
     (``ignore_index`` excluded). ``class_names`` default to ``class_0, class_1, ...``
     and ``palette`` to :func:`~minitorchseg.data.palettes.default_palette`.
     Every image must have a mask (``FileNotFoundError`` naming it otherwise).
+    Masks are looked for among lossless formats only (``mask_extensions``: PNG, BMP,
+    TIFF, GIF): a JPEG would blur the labels.
     """
 
     def __init__(
