@@ -2,3 +2,8 @@
 
 Every name here has a twin with the same signature in :mod:`kernels.cuda`.
 """
+
+from kernels.cpu.kmeans import kmeans_assign
+from kernels.cpu.nms import nms
+from kernels.cpu.roi_align import roi_align_backward, roi_align_forward
+from kernels.cpu.roi_pool import roi_pool_backward, roi_pool_forward

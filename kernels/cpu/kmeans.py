@@ -1,0 +1,65 @@
+"""The K-means assignment step on the CPU (Numba): each point to its nearest centre.
+
+Shapes: ``points: (P, D)``, ``centers: (K, D)`` (float; both are read as float64);
+result ``labels: (P,)`` int64 in ``[0, K)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["kmeans_assign"]
+
+
+def _kmeans_assign_kernel(points, centers, labels):
+    """``labels[p] = argmin_k Σ_d (points[p, d] − centers[k, d])²``, ties to the lowest ``k``.
+
+    points: (P, D), centers: (K, D) float64; labels: (P,) int64 written in full.
+    Parallel over points (each writes only its own label)::
+
+        for p (parallel):
+            best, arg = +inf, 0
+            for k in 0..K−1:
+                d2 = 0
+                for d in 0..D−1:  d2 += (points[p, d] − centers[k, d])²     (in this order)
+                if d2 < best:  best, arg = d2, k                           (strict: first minimum wins)
+            labels[p] = arg
+
+    A point whose distances are all NaN gets label 0.
+    """
+    n_points, dims = points.shape
+    n_centers = centers.shape[0]
+    for p in prange(n_points):
+        best = np.inf
+        arg = 0
+        for k in range(n_centers):
+            d2 = 0.0
+            for d in range(dims):
+                diff = points[p, d] - centers[k, d]
+                d2 += diff * diff
+            if d2 < best:
+                best = d2
+                arg = k
+        labels[p] = arg
+
+
+_kmeans_assign_jit = njit(parallel=True, cache=True)(_kmeans_assign_kernel)
+
+
+def kmeans_assign(points, centers):
+    """Nearest-centre labels (int64, shape ``(P,)``) for ``points: (P, D)`` and ``centers: (K, D)``.
+
+    Squared Euclidean distance accumulated in float64 over ``d = 0..D−1`` in
+    order; ties go to the lowest centre index. Semantics: :func:`_kmeans_assign_kernel`.
+    """
+    pts = np.ascontiguousarray(points, dtype=np.float64)
+    ctr = np.ascontiguousarray(centers, dtype=np.float64)
+    if pts.ndim != 2 or ctr.ndim != 2 or pts.shape[1] != ctr.shape[1]:
+        raise ValueError(f"kmeans_assign: expected points (P, D) and centers (K, D), got {pts.shape} and {ctr.shape}")
+    if ctr.shape[0] == 0 and pts.shape[0]:
+        raise ValueError("kmeans_assign: centers is empty (K = 0); expected at least one centre")
+    labels = np.empty(pts.shape[0], dtype=np.int64)
+    if pts.shape[0]:
+        _kmeans_assign_jit(pts, ctr, labels)
+    return labels

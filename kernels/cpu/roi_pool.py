@@ -1,0 +1,179 @@
+"""RoIPool forward (max and argmax per bin) and backward on the CPU (Numba).
+
+Shapes: ``x: (N, C, H, W)``; ``rois: (K, 5)`` rows ``[batch_index, x1, y1, x2, y2]``
+in x's dtype; ``out: (K, C, PH, PW)`` in x's dtype and ``argmax: (K, C, PH, PW)``
+int32, the flat offset ``h·W + w`` of the selected pixel inside its own ``H×W``
+plane, or −1 when nothing was selected. Exactly torchvision 0.29.1's CPU kernel
+(SEMANTICS.md §7), including its "two rounding processes":
+
+1. the box is snapped to whole pixels with C's ``round`` (half away from zero,
+   not NumPy's half to even): ``sw = round(x1·scale)``, ..., and its size counts
+   the end pixel: ``rw = max(ew − sw + 1, 1)``;
+2. bin ``(ph, pw)`` covers rows ``[floor(ph·bh), ceil((ph+1)·bh)) + sh`` with
+   ``bh = rh / PH`` in the input dtype, clipped to ``[0, H]`` (columns alike), so
+   neighbouring bins can overlap by a pixel.
+
+The forward runs RoIs in parallel on a channels-last copy of the map, so the
+innermost loop runs over channels (vectorised). The backward is the scatter
+``grad_x[b, c].flat[argmax] += grad_out`` run in parallel over the ``(b, c)``
+planes, every plane visiting the RoIs in order: no races, and each element
+receives its additions in torchvision's order (RoI, bin row, bin column).
+
+The kernels expect validated arguments (``minitorchseg.ops.roi_pool`` checks
+shapes, dtypes, finite boxes and batch indices before anything runs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["roi_pool_forward", "roi_pool_backward"]
+
+FLT_MAX = 3.4028234663852886e38  # C's FLT_MAX, the initial running max for float32 *and* float64
+
+
+def _round_half_away_kernel(v):
+    """C's ``round``: to the nearest integer, halves away from zero (2.5 → 3, −2.5 → −3), as int.
+
+    Written with ``trunc`` and the exact fraction ``v − trunc(v)``; ``floor(v + 0.5)``
+    would round 0.49999997 up in float32.
+    """
+    t = np.trunc(v)
+    frac = v - t
+    r = int(t)
+    if frac >= 0.5:
+        r += 1
+    elif frac <= -0.5:
+        r -= 1
+    return r
+
+
+def _roi_pool_forward_kernel(x, rois, out, argmax, height, width, spatial_scale, lowest):
+    """RoIPool forward.
+
+    x: the channels-last map ``(N, H, W, C)`` flattened to 1-D (pixel ``p`` of
+    image ``b`` starts at ``(b·H·W + p)·C``); rois: (K, 5); out: (K, C, PH, PW),
+    argmax: (K, C, PH, PW) int32, both written in full; ``lowest = −FLT_MAX`` in
+    x's dtype. Loop nest (``k`` parallel)::
+
+        for k:          b = int(rois[k, 0]); sw, sh, ew, eh = round(coords·scale)
+                        rw = max(ew − sw + 1, 1);  bw = rw / PW      (same for h)
+            for ph, pw: h0 = clip(floor(ph·bh) + sh), h1 = clip(ceil((ph+1)·bh) + sh)  (w alike)
+                m[:] = 0 if the bin is empty else lowest;  a[:] = −1
+                for h in [h0, h1), w in [w0, w1):                 (row-major)
+                    for c:  if x[b, h, w, c] > m[c]:  m[c], a[c] = x[b, h, w, c], h·W + w
+                out[k, :, ph, pw], argmax[k, :, ph, pw] = m, a
+
+    Ties keep the first pixel in row-major order; NaN is never selected; a bin
+    whose values are all ≤ −FLT_MAX (or NaN) gives −FLT_MAX with argmax −1.
+    """
+    T = x.dtype.type
+    n_rois = rois.shape[0]
+    channels = out.shape[1]
+    pooled_h, pooled_w = out.shape[2], out.shape[3]
+    for k in prange(n_rois):
+        b = int(rois[k, 0])
+        start_w = _round_half_away(rois[k, 1] * spatial_scale)
+        start_h = _round_half_away(rois[k, 2] * spatial_scale)
+        end_w = _round_half_away(rois[k, 3] * spatial_scale)
+        end_h = _round_half_away(rois[k, 4] * spatial_scale)
+        roi_w = max(end_w - start_w + 1, 1)
+        roi_h = max(end_h - start_h + 1, 1)
+        bin_h = T(roi_h) / T(pooled_h)
+        bin_w = T(roi_w) / T(pooled_w)
+        best = np.empty(channels, x.dtype)
+        arg = np.empty(channels, np.int32)
+        base = b * height * width
+        for ph in range(pooled_h):
+            h0 = min(max(int(np.floor(T(ph) * bin_h)) + start_h, 0), height)
+            h1 = min(max(int(np.ceil(T(ph + 1) * bin_h)) + start_h, 0), height)
+            for pw in range(pooled_w):
+                w0 = min(max(int(np.floor(T(pw) * bin_w)) + start_w, 0), width)
+                w1 = min(max(int(np.ceil(T(pw + 1) * bin_w)) + start_w, 0), width)
+                init = T(0.0) if (h1 <= h0 or w1 <= w0) else lowest
+                for c in range(channels):
+                    best[c] = init
+                    arg[c] = -1
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        idx = np.int32(h * width + w)
+                        start = (base + h * width + w) * channels
+                        row = x[start:start + channels]
+                        for c in range(channels):
+                            v = row[c]
+                            m = best[c]
+                            better = v > m
+                            best[c] = v if better else m
+                            arg[c] = idx if better else arg[c]
+                for c in range(channels):
+                    out[k, c, ph, pw] = best[c]
+                    argmax[k, c, ph, pw] = arg[c]
+
+
+def _roi_pool_backward_kernel(grad_out, argmax, batch_index, grad_x):
+    """RoIPool backward: ``grad_x[b, c].flat[argmax[k, c, ph, pw]] += grad_out[k, c, ph, pw]``.
+
+    grad_out, argmax: (K, C, PH, PW); batch_index: (K,) int64; grad_x: (N, C, H·W)
+    zero on entry. Parallel over planes ``(b, c)``; each plane takes the RoIs
+    ``k`` with ``batch_index[k] == b`` in order, then bins in C-order. An argmax
+    of −1 (nothing selected) or outside the plane adds nothing.
+    """
+    n_rois, channels = grad_out.shape[0], grad_out.shape[1]
+    pooled_h, pooled_w = grad_out.shape[2], grad_out.shape[3]
+    n_images, plane = grad_x.shape[0], grad_x.shape[2]
+    for q in prange(n_images * channels):
+        b = q // channels
+        c = q % channels
+        g = grad_x[b, c]
+        for k in range(n_rois):
+            if batch_index[k] != b:
+                continue
+            for ph in range(pooled_h):
+                for pw in range(pooled_w):
+                    j = argmax[k, c, ph, pw]
+                    if j >= 0 and j < plane:
+                        g[j] += grad_out[k, c, ph, pw]
+
+
+_round_half_away = njit(cache=True, inline="always")(_round_half_away_kernel)
+_roi_pool_forward_jit = njit(parallel=True, cache=True, error_model="numpy")(_roi_pool_forward_kernel)
+_roi_pool_backward_jit = njit(parallel=True, cache=True)(_roi_pool_backward_kernel)
+
+
+def roi_pool_forward(x, rois, output_hw, spatial_scale):
+    """RoIPool of ``x: (N, C, H, W)`` over ``rois: (K, 5)`` → ``(out, argmax)``, both ``(K, C, PH, PW)``.
+
+    ``output_hw = (PH, PW)``; ``spatial_scale`` is cast to x's dtype first (as in
+    torchvision). ``out`` has x's dtype, ``argmax`` is int32 (−1: nothing
+    selected). Semantics: :func:`_roi_pool_forward_kernel`.
+    """
+    n, c, height, width = x.shape
+    pooled_h, pooled_w = int(output_hw[0]), int(output_hw[1])
+    k = rois.shape[0]
+    if k * c * pooled_h * pooled_w == 0:
+        return (np.zeros((k, c, pooled_h, pooled_w), dtype=x.dtype),
+                np.zeros((k, c, pooled_h, pooled_w), dtype=np.int32))
+    out = np.empty((k, c, pooled_h, pooled_w), dtype=x.dtype)
+    argmax = np.empty((k, c, pooled_h, pooled_w), dtype=np.int32)
+    x_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(-1)
+    _roi_pool_forward_jit(
+        x_last, np.ascontiguousarray(rois, dtype=x.dtype), out, argmax, height, width,
+        x.dtype.type(spatial_scale), x.dtype.type(-FLT_MAX),
+    )
+    return out, argmax
+
+
+def roi_pool_backward(grad_out, argmax, rois, input_shape):
+    """Gradient of RoIPool: zeros of ``input_shape = (N, C, H, W)`` plus the scatter of grad_out by argmax.
+
+    grad_out, argmax: (K, C, PH, PW) (any strides); rois: (K, 5) (only the batch
+    index is read). Result in grad_out's dtype. Semantics:
+    :func:`_roi_pool_backward_kernel`.
+    """
+    n, c, height, width = (int(v) for v in input_shape)
+    grad_x = np.zeros((n, c, height * width), dtype=grad_out.dtype)
+    if grad_out.size and grad_x.size:
+        batch_index = np.asarray(rois)[:, 0].astype(np.int64)
+        _roi_pool_backward_jit(grad_out, argmax, batch_index, grad_x)
+    return grad_x.reshape(n, c, height, width)
