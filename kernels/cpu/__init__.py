@@ -3,6 +3,14 @@
 Every name here has a twin with the same signature in :mod:`kernels.cuda`.
 """
 
+from kernels.cpu.conv import (
+    conv2d_backward_input,
+    conv2d_backward_weight,
+    conv2d_forward,
+    conv_transpose2d_backward_input,
+    conv_transpose2d_backward_weight,
+    conv_transpose2d_forward,
+)
 from kernels.cpu.kmeans import kmeans_assign
 from kernels.cpu.nms import nms
 from kernels.cpu.roi_align import roi_align_backward, roi_align_forward
