@@ -6,6 +6,7 @@ side in the module named below.
 """
 
 from .activation import dropout, log_softmax, softmax
+from .conv import conv2d, conv_transpose2d
 from .dice import dice_loss
 from .elementwise import (
     abs,
@@ -35,5 +36,5 @@ __all__ = [
     "cross_entropy", "div", "dropout", "exp", "flatten", "index", "linear", "log", "log_softmax", "matmul",
     "max", "mean", "mul", "neg", "nll_loss", "pad", "permute", "pow", "relu", "reshape", "sigmoid",
     "smooth_l1_loss", "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze",
-    "dice_loss",
+    "dice_loss", "conv2d", "conv_transpose2d",
 ]

@@ -2,10 +2,11 @@
 
 from . import init
 from .containers import ModuleList, Sequential
+from .conv import Conv2d, ConvTranspose2d
 from .layers import BatchNorm2d, CrossEntropyLoss, Dropout, Identity, Linear, ReLU, Sigmoid
 from .module import Module, Parameter
 
 __all__ = [
     "init", "Module", "Parameter", "Sequential", "ModuleList", "Identity", "Linear", "ReLU", "Sigmoid",
-    "Dropout", "BatchNorm2d", "CrossEntropyLoss",
+    "Dropout", "BatchNorm2d", "CrossEntropyLoss", "Conv2d", "ConvTranspose2d",
 ]
