@@ -1,0 +1,128 @@
+"""Geometry strategies, array helpers and tolerances shared by the conv and transposed-conv tests.
+
+Tolerances follow SEMANTICS.md §0: float64 ``1e-10`` (relative to the largest
+reference value for weight gradients); float32 outputs and input gradients
+``max |a − b| ≤ 2e-6·√K·max(1, max |ref|)`` with ``K = Cin/groups·kh·kw`` the
+length of one dot product, weight gradients ``max |a − b| ≤ 1e-5·max |ref|``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import assume
+from hypothesis import strategies as st
+
+from kernels.geometry import conv_output_size, conv_transpose_output_size
+
+__all__ = ["Geometry", "conv_geometries", "transpose_geometries", "noncontiguous", "assert_conv_close"]
+
+F32_PER_SQRT_K = 2e-6  # outputs and input gradients, times √K·max(1, max|ref|)
+F32_WEIGHT_GRAD = 1e-5  # weight (and bias) gradients, times max|ref|
+F64_REL = 1e-10
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """One convolution: x (n, groups·cg, h, w); conv2d weight (groups·og, cg, kh, kw)."""
+
+    n: int
+    groups: int
+    cg: int
+    og: int
+    h: int
+    w: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    output_padding: tuple[int, int] = (0, 0)
+
+    @property
+    def cin(self) -> int:
+        return self.groups * self.cg
+
+    @property
+    def cout(self) -> int:
+        return self.groups * self.og
+
+    @property
+    def conv_out(self) -> tuple[int, int]:
+        return tuple(
+            conv_output_size(n, k, s, p, d)
+            for n, k, s, p, d in zip((self.h, self.w), self.kernel, self.stride, self.padding, self.dilation)
+        )
+
+    @property
+    def transpose_out(self) -> tuple[int, int]:
+        return tuple(
+            conv_transpose_output_size(n, k, s, p, o, d)
+            for n, k, s, p, o, d in zip(
+                (self.h, self.w), self.kernel, self.stride, self.padding, self.output_padding, self.dilation
+            )
+        )
+
+
+_pairs = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))  # noqa: E731
+
+
+@st.composite
+def conv_geometries(draw, max_extra: int = 6) -> Geometry:
+    """A valid conv2d: every dim of the padded input at least the dilated kernel, odd sizes included."""
+    kernel = draw(_pairs(1, 4))
+    stride = draw(_pairs(1, 3))
+    dilation = draw(_pairs(1, 3))
+    padding = draw(_pairs(0, 3))
+    sizes = []
+    for k, p, d in zip(kernel, padding, dilation):
+        smallest = max(1, d * (k - 1) + 1 - 2 * p)
+        sizes.append(draw(st.integers(smallest, smallest + max_extra)))
+    return Geometry(
+        n=draw(st.integers(1, 3)), groups=draw(st.integers(1, 3)), cg=draw(st.integers(1, 3)),
+        og=draw(st.integers(1, 3)), h=sizes[0], w=sizes[1], kernel=kernel, stride=stride, padding=padding,
+        dilation=dilation,
+    )
+
+
+@st.composite
+def transpose_geometries(draw) -> Geometry:
+    """A valid conv_transpose2d: output_padding < max(stride, dilation) per dim, output ≥ 1."""
+    kernel = draw(_pairs(1, 4))
+    stride = draw(_pairs(1, 3))
+    dilation = draw(_pairs(1, 3))
+    padding = draw(_pairs(0, 3))
+    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    g = Geometry(
+        n=draw(st.integers(1, 3)), groups=draw(st.integers(1, 3)), cg=draw(st.integers(1, 3)),
+        og=draw(st.integers(1, 3)), h=draw(st.integers(1, 6)), w=draw(st.integers(1, 6)), kernel=kernel,
+        stride=stride, padding=padding, dilation=dilation, output_padding=output_padding,
+    )
+    assume(min(g.transpose_out) >= 1)
+    return g
+
+
+def noncontiguous(a: np.ndarray) -> np.ndarray:
+    """A strided view (every other element of a wider last axis) with the values of ``a``."""
+    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+    wide[..., ::2] = a
+    view = wide[..., ::2]
+    assert not view.flags.c_contiguous or view.size <= 1
+    return view
+
+
+def assert_conv_close(ours: np.ndarray, ref: np.ndarray, kind: str, k: int, what: str) -> None:
+    """Compare with SEMANTICS §0's tolerance: ``kind`` is 'output' (also input grads) or 'weight'."""
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
+    assert ours.dtype == ref.dtype, f"{what}: dtype {ours.dtype} != {ref.dtype}"
+    if ref.size == 0:
+        return
+    scale = float(np.max(np.abs(ref)))
+    err = float(np.max(np.abs(ours.astype(np.float64) - ref.astype(np.float64))))
+    if ref.dtype == np.float64:
+        bound = F64_REL * max(1.0, scale)
+    elif kind == "weight":
+        bound = F32_WEIGHT_GRAD * max(scale, 1e-30)
+    else:
+        bound = F32_PER_SQRT_K * np.sqrt(k) * max(1.0, scale)
+    assert err <= bound, f"{what}: max |ours − torch| = {err:.3g} > {bound:.3g} (max |torch| = {scale:.3g}, K = {k})"
