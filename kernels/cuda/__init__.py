@@ -1,4 +1,39 @@
 """CUDA kernel entry points (Numba-CUDA over CuPy arrays, or NumPy under the simulator).
 
 Every name here has a twin with the same signature in :mod:`kernels.cpu`.
+Launch configuration (threads per block, grid size) and output allocation live
+in :mod:`kernels.cuda._launch`.
 """
+
+from kernels.cuda.conv import (
+    conv2d_backward_input,
+    conv2d_backward_weight,
+    conv2d_forward,
+    conv_transpose2d_backward_input,
+    conv_transpose2d_backward_weight,
+    conv_transpose2d_forward,
+)
+from kernels.cuda.kmeans import kmeans_assign
+from kernels.cuda.nms import nms
+from kernels.cuda.pool import max_pool2d_backward, max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward
+from kernels.cuda.roi_align import roi_align_backward, roi_align_forward
+from kernels.cuda.roi_pool import roi_pool_backward, roi_pool_forward
+
+__all__ = [
+    "conv2d_forward",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
+    "conv_transpose2d_forward",
+    "conv_transpose2d_backward_input",
+    "conv_transpose2d_backward_weight",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "max_unpool2d_forward",
+    "max_unpool2d_backward",
+    "roi_align_forward",
+    "roi_align_backward",
+    "roi_pool_forward",
+    "roi_pool_backward",
+    "nms",
+    "kmeans_assign",
+]
