@@ -13,6 +13,12 @@ from kernels.cuda.conv import (
     conv_transpose2d_backward_weight,
     conv_transpose2d_forward,
 )
+from kernels.cuda.interpolate import (
+    upsample_bilinear2d_backward,
+    upsample_bilinear2d_forward,
+    upsample_nearest2d_backward,
+    upsample_nearest2d_forward,
+)
 from kernels.cuda.kmeans import kmeans_assign
 from kernels.cuda.nms import nms
 from kernels.cuda.pool import max_pool2d_backward, max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward
@@ -30,6 +36,10 @@ __all__ = [
     "max_pool2d_backward",
     "max_unpool2d_forward",
     "max_unpool2d_backward",
+    "upsample_bilinear2d_forward",
+    "upsample_bilinear2d_backward",
+    "upsample_nearest2d_forward",
+    "upsample_nearest2d_backward",
     "roi_align_forward",
     "roi_align_backward",
     "roi_pool_forward",
