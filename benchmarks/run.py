@@ -18,6 +18,10 @@ from benchmarks.common import Result, run_case
 
 # op name -> module with ``cases(device)``; one module per op family.
 MODULES: dict[str, str] = {
+    "conv2d": "benchmarks.bench_conv",
+    "conv_transpose2d": "benchmarks.bench_conv",
+    "roi_align": "benchmarks.bench_roi",
+    "roi_pool": "benchmarks.bench_roi",
 }
 
 
@@ -68,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     for op in ops:
         module = importlib.import_module(MODULES[op])
         for case in module.cases(args.device):
+            if case.op != op:  # a module may serve several ops
+                continue
             result = run_case(case, repeat=args.repeat)
             results.append(result)
             print(

@@ -49,6 +49,28 @@ def _round_half_away_kernel(v):
     return r
 
 
+def _pixel_kernel(flat, pixel, channels):
+    """The ``channels`` values of pixel ``pixel`` of a flattened channels-last map (a view; slicing
+    lets LLVM vectorise the channel loops)."""
+    start = pixel * channels
+    return flat[start:start + channels]
+
+
+def _max_step_kernel(row, m_src, a_src, m_dst, a_dst, idx):
+    """One pixel of the running max over channels: ``(m_dst, a_dst) = (row, idx) if row > m_src else (m_src, a_src)``.
+
+    All arrays ``(C,)``; every element is read and written unconditionally (no
+    masked stores), so the loop vectorises.
+    """
+    for c in range(row.shape[0]):
+        v = row[c]
+        m = m_src[c]
+        a = a_src[c]
+        better = v > m
+        m_dst[c] = v if better else m
+        a_dst[c] = idx if better else a
+
+
 def _roi_pool_forward_kernel(x, rois, out, argmax, height, width, spatial_scale, lowest):
     """RoIPool forward.
 
@@ -65,8 +87,12 @@ def _roi_pool_forward_kernel(x, rois, out, argmax, height, width, spatial_scale,
                     for c:  if x[b, h, w, c] > m[c]:  m[c], a[c] = x[b, h, w, c], h·W + w
                 out[k, :, ph, pw], argmax[k, :, ph, pw] = m, a
 
-    Ties keep the first pixel in row-major order; NaN is never selected; a bin
-    whose values are all ≤ −FLT_MAX (or NaN) gives −FLT_MAX with argmax −1.
+    The running ``(m, a)`` ping-pong between two pairs of buffers (read one
+    pair, write the other), so every step is a plain load-compare-blend-store
+    that vectorises; an in-place conditional update compiles to masked stores,
+    which are slow on AMD processors. Ties keep the first pixel in row-major
+    order; NaN is never selected; a bin whose values are all ≤ −FLT_MAX (or NaN)
+    gives −FLT_MAX with argmax −1.
     """
     T = x.dtype.type
     n_rois = rois.shape[0]
@@ -83,7 +109,9 @@ def _roi_pool_forward_kernel(x, rois, out, argmax, height, width, spatial_scale,
         bin_h = T(roi_h) / T(pooled_h)
         bin_w = T(roi_w) / T(pooled_w)
         best = np.empty(channels, x.dtype)
+        best_next = np.empty(channels, x.dtype)
         arg = np.empty(channels, np.int32)
+        arg_next = np.empty(channels, np.int32)
         base = b * height * width
         for ph in range(pooled_h):
             h0 = min(max(int(np.floor(T(ph) * bin_h)) + start_h, 0), height)
@@ -95,20 +123,16 @@ def _roi_pool_forward_kernel(x, rois, out, argmax, height, width, spatial_scale,
                 for c in range(channels):
                     best[c] = init
                     arg[c] = -1
+                m_src, m_dst, a_src, a_dst = best, best_next, arg, arg_next
                 for h in range(h0, h1):
                     for w in range(w0, w1):
                         idx = np.int32(h * width + w)
-                        start = (base + h * width + w) * channels
-                        row = x[start:start + channels]
-                        for c in range(channels):
-                            v = row[c]
-                            m = best[c]
-                            better = v > m
-                            best[c] = v if better else m
-                            arg[c] = idx if better else arg[c]
+                        row = _pixel(x, base + h * width + w, channels)
+                        _max_step(row, m_src, a_src, m_dst, a_dst, idx)
+                        m_src, m_dst, a_src, a_dst = m_dst, m_src, a_dst, a_src
                 for c in range(channels):
-                    out[k, c, ph, pw] = best[c]
-                    argmax[k, c, ph, pw] = arg[c]
+                    out[k, c, ph, pw] = m_src[c]
+                    argmax[k, c, ph, pw] = a_src[c]
 
 
 def _roi_pool_backward_kernel(grad_out, argmax, batch_index, grad_x):
@@ -137,6 +161,8 @@ def _roi_pool_backward_kernel(grad_out, argmax, batch_index, grad_x):
 
 
 _round_half_away = njit(cache=True, inline="always")(_round_half_away_kernel)
+_pixel = njit(cache=True, inline="always")(_pixel_kernel)
+_max_step = njit(cache=True)(_max_step_kernel)
 _roi_pool_forward_jit = njit(parallel=True, cache=True, error_model="numpy")(_roi_pool_forward_kernel)
 _roi_pool_backward_jit = njit(parallel=True, cache=True)(_roi_pool_backward_kernel)
 
