@@ -22,6 +22,9 @@ MODULES: dict[str, str] = {
     "conv_transpose2d": "benchmarks.bench_conv",
     "roi_align": "benchmarks.bench_roi",
     "roi_pool": "benchmarks.bench_roi",
+    "max_pool2d": "benchmarks.bench_pool",
+    "max_unpool2d": "benchmarks.bench_pool",
+    "interpolate": "benchmarks.bench_interpolate",
 }
 
 
