@@ -34,6 +34,8 @@ indices in ``[0, N)`` before anything runs).
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -83,8 +85,8 @@ def _roi_geometry_kernel(rois, k, spatial_scale, pooled_h, pooled_w, sampling_ra
         grid_h = sampling_ratio
         grid_w = sampling_ratio
     else:
-        grid_h = int(np.ceil(roi_h / T(pooled_h)))
-        grid_w = int(np.ceil(roi_w / T(pooled_w)))
+        grid_h = int(math.ceil(roi_h / T(pooled_h)))
+        grid_w = int(math.ceil(roi_w / T(pooled_w)))
     return start_h, start_w, bin_h, bin_w, grid_h, grid_w
 
 

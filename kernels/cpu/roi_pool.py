@@ -25,6 +25,8 @@ shapes, dtypes, finite boxes and batch indices before anything runs).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -37,11 +39,12 @@ def _round_half_away_kernel(v):
     """C's ``round``: to the nearest integer, halves away from zero (2.5 → 3, −2.5 → −3), as int.
 
     Written with ``trunc`` and the exact fraction ``v − trunc(v)``; ``floor(v + 0.5)``
-    would round 0.49999997 up in float32.
+    would round 0.49999997 up in float32. ``math.trunc`` (not ``np.trunc``) so that
+    the CUDA kernels compile this same helper as a device function.
     """
-    t = np.trunc(v)
-    frac = v - t
-    r = int(t)
+    t = math.trunc(v)
+    frac = v - type(v)(t)
+    r = t
     if frac >= 0.5:
         r += 1
     elif frac <= -0.5:
