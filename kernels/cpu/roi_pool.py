@@ -25,8 +25,6 @@ shapes, dtypes, finite boxes and batch indices before anything runs).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
@@ -38,11 +36,12 @@ FLT_MAX = 3.4028234663852886e38  # C's FLT_MAX, the initial running max for floa
 def _round_half_away_kernel(v):
     """C's ``round``: to the nearest integer, halves away from zero (2.5 → 3, −2.5 → −3), as int.
 
-    Written with ``trunc`` and the exact fraction ``v − trunc(v)``; ``floor(v + 0.5)``
-    would round 0.49999997 up in float32. ``math.trunc`` (not ``np.trunc``) so that
-    the CUDA kernels compile this same helper as a device function.
+    Written with truncation ``t = int(v)`` (toward zero, as C's ``(int)``) and the
+    exact fraction ``v − t``; ``floor(v + 0.5)`` would round 0.49999997 up in
+    float32. ``int(v)`` works in plain Python (NumPy scalars, ``NUMBA_DISABLE_JIT=1``),
+    on the CPU and in CUDA device code, so both devices compile this same helper.
     """
-    t = math.trunc(v)
+    t = int(v)
     frac = v - type(v)(t)
     r = t
     if frac >= 0.5:
