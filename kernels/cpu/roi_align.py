@@ -15,10 +15,12 @@ backward is the adjoint of the forward, sample by sample.
 
 Every number is computed in the input dtype ``T`` in torchvision's order (see
 :func:`_roi_geometry_kernel` and :func:`_bilinear_kernel`), so float32 and float64
-outputs equal torchvision's bit for bit. Both kernels work on a channels-last
-copy of the map, ``(N, H·W, C)``, so that the innermost loop runs over channels:
-contiguous, vectorised, and still the same operations in the same order for
-every element.
+outputs equal torchvision's bit for bit (and so does the backward, whose
+additions come in torchvision's order). Both kernels work channels-last: the
+forward reads a ``(N, H, W, C)`` copy of the map, the backward accumulates into a
+``(N, H, W, C)`` gradient transposed back at the end, so that the innermost loop
+runs over channels: contiguous, vectorised, and still the same operations in the
+same order for every element.
 
 Parallelism and determinism: the forward runs RoIs in parallel (each writes only
 its own ``out[k]``). The backward runs disjoint *channel blocks* in parallel,
