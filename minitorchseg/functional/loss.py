@@ -181,7 +181,7 @@ def binary_cross_entropy_with_logits(
         )
     w = None
     if weight is not None:
-        w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+        w = input.backend.asarray(weight.data if isinstance(weight, Tensor) else weight)
         np.broadcast_shapes(w.shape, input.shape)
     return BCEWithLogits.apply(input, target, w, reduction)
 
