@@ -57,6 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available():
             print("No CUDA GPU here: no GPU numbers are reported (nothing was measured).")
             return 0
+        from minitorchseg.backend import cuda_simulated, get_backend
+
+        if cuda_simulated():
+            print("NUMBA_ENABLE_CUDASIM=1 is set: the kernels would run in Numba's simulator, not on the GPU. "
+                  "Unset it to time the GPU; nothing was measured.")
+            return 1
+        try:
+            get_backend("cuda")
+        except RuntimeError as exc:
+            print(f"{exc}; nothing was measured.")
+            return 1
 
     import torch
 
@@ -70,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads). Medians of {args.repeat} calls."
     )
+    if args.device == "cuda":
+        header += f" GPU: {torch.cuda.get_device_name()}; every timed call ends with torch.cuda.synchronize()."
     print(header)
     results: list[Result] = []
     for op in ops:
