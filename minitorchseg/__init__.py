@@ -6,7 +6,7 @@ layers, optimisers, segmentation models, metrics and a command-line tool.
 
 import numpy as np
 
-from . import functional, nn, optim
+from . import functional, nn, ops, optim
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .backend import cuda_available, get_backend
 from .functional import cat, stack
@@ -23,5 +23,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "arange", "randn", "rand",
     "cat", "stack", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "save", "load",
-    "cuda_available", "get_backend", "functional", "nn", "optim", "float32", "float64", "int64",
+    "cuda_available", "get_backend", "functional", "nn", "ops", "optim", "float32", "float64", "int64",
 ]
