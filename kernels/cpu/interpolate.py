@@ -206,12 +206,17 @@ _nearest_backward = njit(parallel=True, cache=True)(_nearest_backward_kernel)
 
 
 def _both_taps(in_hw, out_hw, align_corners, scales, dtype):
-    """Row and column taps (:func:`bilinear_taps`) plus the mask of input rows that are read."""
+    """Row and column taps (:func:`bilinear_taps`) plus the mask of input rows that are read.
+
+    Tap indices go to the kernels unsigned: Numba then emits plain loads for
+    ``x[..., x0[ow]]`` instead of its negative-index wraparound code.
+    """
     y0, y1, wy0, wy1 = bilinear_taps(in_hw[0], out_hw[0], align_corners, scales[0], dtype)
     x0, x1, wx0, wx1 = bilinear_taps(in_hw[1], out_hw[1], align_corners, scales[1], dtype)
     row_used = np.zeros(in_hw[0], dtype=np.bool_)
     row_used[y0] = True
     row_used[y1] = True
+    y0, y1, x0, x1 = (a.astype(np.uintp) for a in (y0, y1, x0, x1))
     return y0, y1, wy0, wy1, x0, x1, wx0, wx1, row_used
 
 
@@ -252,8 +257,8 @@ def upsample_nearest2d_forward(x, output_hw, scales):
     """
     n, c, height, width = x.shape
     out_h, out_w = output_hw
-    src_h = nearest_taps(height, out_h, scales[0])
-    src_w = nearest_taps(width, out_w, scales[1])
+    src_h = nearest_taps(height, out_h, scales[0]).astype(np.uintp)
+    src_w = nearest_taps(width, out_w, scales[1]).astype(np.uintp)
     xc = np.ascontiguousarray(x).reshape(n * c, height, width)
     out = np.empty((n * c, out_h, out_w), dtype=x.dtype)
     _nearest_forward(xc, out, src_h, src_w)
@@ -264,8 +269,8 @@ def upsample_nearest2d_backward(grad_out, input_hw, scales):
     """Gradient of :func:`upsample_nearest2d_forward`: each output's gradient added to its source."""
     n, c, out_h, out_w = grad_out.shape
     height, width = input_hw
-    src_h = nearest_taps(height, out_h, scales[0])
-    src_w = nearest_taps(width, out_w, scales[1])
+    src_h = nearest_taps(height, out_h, scales[0]).astype(np.uintp)
+    src_w = nearest_taps(width, out_w, scales[1]).astype(np.uintp)
     gc = np.ascontiguousarray(grad_out).reshape(n * c, out_h, out_w)
     grad_x = np.empty((n * c, height, width), dtype=grad_out.dtype)
     _nearest_backward(gc, grad_x, src_h, src_w)
