@@ -27,7 +27,7 @@ pytestmark = pytest.mark.cudasim
 
 # SEMANTICS §0, as in tests/kernels/test_interpolate.py.
 TORCH_TOL = {np.dtype(np.float64): dict(rtol=1e-12, atol=1e-12), np.dtype(np.float32): dict(rtol=1e-5, atol=1e-5)}
-few = settings(max_examples=8, deadline=None)
+few = settings(max_examples=12, deadline=None)
 
 
 @st.composite

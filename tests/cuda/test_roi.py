@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import kernels.cpu as cpu
 import kernels.cuda as gpu
+from tests.kernels.pool_cases import strided
 from tests.kernels.roi_cases import SCALES, random_rois
 from tests.strategies import dtypes, randn, seeds
 from tests.torch_ref import upstream
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.cudasim
 
 # The CPU tests' RoIAlign backward tolerance against torchvision (SEMANTICS §0).
 BACKWARD_TOL = {np.dtype(np.float64): dict(rtol=1e-12, atol=1e-12), np.dtype(np.float32): dict(rtol=1e-6, atol=1e-6)}
-few = settings(max_examples=8, deadline=None)
+few = settings(max_examples=12, deadline=None)
 
 small_roi_geometries = st.fixed_dictionaries({
     "n": st.integers(1, 2), "c": st.integers(1, 2), "h": st.integers(1, 6), "w": st.integers(1, 6),
@@ -42,14 +43,15 @@ small_roi_geometries = st.fixed_dictionaries({
 
 @few
 @given(g=small_roi_geometries, seed=seeds, dtype=dtypes, sampling_ratio=st.sampled_from([-1, 0, 1, 2]),
-       aligned=st.booleans())
-def test_roi_align_matches_cpu_and_torchvision(g, seed, dtype, sampling_ratio, aligned):
+       aligned=st.booleans(), contiguous=st.booleans())
+def test_roi_align_matches_cpu_and_torchvision(g, seed, dtype, sampling_ratio, aligned, contiguous):
     shape = (g["n"], g["c"], g["h"], g["w"])
     x = randn(seed, shape, dtype)
+    xin = x if contiguous else strided(x)
     rois = random_rois(seed + 1, g["n"], g["k"], g["h"], g["w"], g["scale"], dtype)
     args = ((g["ph"], g["pw"]), g["scale"], sampling_ratio, aligned)
-    out = gpu.roi_align_forward(dev(x), dev(rois), *args)
-    cpu_out = cpu.roi_align_forward(x, rois, *args)
+    out = gpu.roi_align_forward(dev(xin), dev(rois), *args)
+    cpu_out = cpu.roi_align_forward(xin, rois, *args)
     assert_same_as_cpu(out, cpu_out, "forward")
     go = upstream(cpu_out.shape, dtype, seed % 1000)
     grad = gpu.roi_align_backward(dev(go), dev(rois), shape, *args[1:])
