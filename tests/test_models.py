@@ -250,8 +250,8 @@ CASES = {
                   lambda: TorchFCN(16, 3, 2, FCN_CH, batch_norm=True), (16, 16), (13, 9)),
     "fcn8s_learned_up": (lambda: fcn8s(3, 2, channels=FCN_CH, dropout=0.0, learn_upsampling=True),
                          lambda: TorchFCN(8, 3, 2, FCN_CH, learn_upsampling=True), (16, 16), (13, 9)),
-    "unet": (lambda: unet(3, 2, base_channels=4, depth=3),
-             lambda: TorchUNet(3, 2, 4, 3, False, True), (16, 16), (13, 11)),
+    "unet": (lambda: unet(3, 2, base_channels=4, depth=4),
+             lambda: TorchUNet(3, 2, 4, 4, False, True), (16, 16), (23, 19)),
     "unet_bilinear": (lambda: unet(3, 2, base_channels=4, depth=3, bilinear=True),
                       lambda: TorchUNet(3, 2, 4, 3, True, True), (16, 16), (13, 11)),
     "unet_no_bn": (lambda: unet(3, 2, base_channels=4, depth=2, batch_norm=False),
@@ -490,7 +490,7 @@ def test_load_vgg16_errors():
     with pytest.raises(ValueError, match="batch_norm=True"):
         load_vgg16(fcn32s(3, channels=(4, 8, 16, 32, 32, 64)), state)
     with pytest.raises(ValueError, match=r"features\.0\.weight.*shape"):
-        load_vgg16(segnet(3), state)
+        load_vgg16(segnet(3, width=0.5), state)
     with pytest.raises(KeyError, match="features.0.weight"):
         load_vgg16(segnet(3, channels=(4, 8, 16, 32, 32)), {})
     with pytest.raises(TypeError, match="no VGG16 encoder"):

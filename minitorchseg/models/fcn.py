@@ -4,13 +4,14 @@ VGG16 with its classifier turned into convolutions (fc6 a 7x7 convolution,
 fc7 a 1x1), a 1x1 convolution scoring each class at stride 32, and upsampling
 by transposed convolutions initialised to bilinear interpolation::
 
-    image ─ conv1 pool1 ─ conv2 pool2 ─ conv3 pool3 ─ conv4 pool4 ─ conv5 pool5 ─ fc6 fc7 score_fr
-                                               │             │                              │
-    FCN-32s                                    │             │                    upscore ×32 ─ crop → out
-    FCN-16s                                    │        score_pool4 (crop) ──(+)── upscore2 ×2
-                                               │                              └── upscore16 ×16 ─ crop → out
-    FCN-8s                               score_pool3 (crop) ──(+)── upscore_pool4 ×2 ─ (+) pool4 as above
-                                                              └── upscore8 ×8 ─ crop → out
+    image → conv1 pool1 → conv2 pool2 → conv3 pool3 → conv4 pool4 → conv5 pool5 → fc6 → fc7 → score_fr (stride 32)
+                                                │             │
+                                           score_pool3   score_pool4      (1x1 class scores at strides 8 and 16)
+
+    FCN-32s: score_fr → upscore ×32 → crop → out
+    FCN-16s: score_fr → upscore2 ×2 → + crop(score_pool4) → upscore16 ×16 → crop → out
+    FCN-8s:  score_fr → upscore2 ×2 → + crop(score_pool4) → upscore_pool4 ×2 → + crop(score_pool3)
+             → upscore8 ×8 → crop → out
 
 Why any input size works and the output has the input's size (the reference
 Caffe nets; every 2x2 max-pool uses ``ceil_mode=True``, as Caffe does):
