@@ -52,8 +52,12 @@ geometry can index out of range.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from kernels.geometry import conv_output_size, conv_transpose_output_size
 
@@ -66,9 +70,11 @@ __all__ = [
     "conv_transpose2d_backward_weight",
 ]
 
-# Bytes of one column tile: a few MB stays in this machine's cache (1 MB L2 per
-# core, 32 MB shared L3) while keeping each GEMM large enough for full speed.
-_TILE_BYTES = 4 << 20
+# Target bytes of one column block. Blocks hold whole images when they fit,
+# otherwise a band of output rows (or, for col2im, of output channels) of one
+# image, so memory stays bounded at any image size; a block is also no larger
+# than an even share of the whole job, so that every worker gets some.
+_BLOCK_BYTES = 4 << 20
 
 
 def _valid_range(out_len: int, size: int, offset: int, stride: int) -> tuple[int, int]:
@@ -76,171 +82,278 @@ def _valid_range(out_len: int, size: int, offset: int, stride: int) -> tuple[int
     lo = 0
     if offset < 0:
         lo = (-offset + stride - 1) // stride
-    hi = out_len
     last = size - 1 - offset  # o·stride ≤ last
-    if last < 0:
-        hi = 0
-    else:
-        hi = min(out_len, last // stride + 1)
+    hi = 0 if last < 0 else min(out_len, last // stride + 1)
     if hi < lo:
         hi = lo
     return lo, hi
 
 
-_valid_range_jit = njit(cache=True)(_valid_range)
+_valid_range_jit = njit(cache=True, nogil=True)(_valid_range)
 
 
-def _im2col_kernel(x, c0, kh, kw, sh, sw, ph, pw, dh, dw, y0, wo, cols):
-    """Write one tile of the column matrix of one image.
+def _im2col_kernel(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, out_w, y0):
+    """Write the column matrices of a block of images, for output rows ``y0 .. y0+T−1``.
 
-    x: (C, H, W) one image; cols: (Cg·kh·kw, T·wo), where ``Cg = cols.shape[0] // (kh·kw)``
-    and the tile covers output rows ``y0 .. y0+T−1``::
+    x: (B, C, H, W); cols: (B, C·kh·kw, T·out_w). One row ``r = (c, i, j)`` of one
+    image per iteration::
 
-        for r = (c, i, j) in prange(Cg·kh·kw):       # one row of cols per iteration
-            for t in range(T):                        # output row y = y0 + t
+        for (b, r) in prange(B × C·kh·kw):
+            for t in range(T):                               # output row y = y0 + t
                 iy = y·sh + i·dh − ph
-                for xo in range(wo):
+                for xo in range(out_w):
                     ix = xo·sw + j·dw − pw
-                    cols[r, t·wo + xo] = x[c0 + c, iy, ix] if 0 ≤ iy < H and 0 ≤ ix < W else 0
+                    cols[b, r, t·out_w + xo] = x[b, c, iy, ix] if 0 ≤ iy < H and 0 ≤ ix < W else 0
 
-    The valid ``xo`` range of each ``(j)`` is computed once, so the copy loop has no branch.
+    The in-image range ``[xo_lo, xo_hi)`` of ``xo`` is computed once per ``j``, so
+    the copy loop has no branch. Offsets inside it are unsigned (they are ≥ 0 by
+    construction): Numba then emits no negative-index wraparound test and the
+    stride-1 copy vectorises.
     """
-    H = x.shape[1]
-    W = x.shape[2]
+    C = x.shape[1]
+    H = x.shape[2]
+    W = x.shape[3]
     khw = kh * kw
-    rows = cols.shape[0]
-    tiles = cols.shape[1] // wo if wo > 0 else 0
-    for r in prange(rows):
-        c = c0 + r // khw
+    rows = cols.shape[1]
+    tiles = cols.shape[2] // out_w if out_w > 0 else 0
+    width = uint64(out_w)
+    step = uint64(sw)
+    for task in prange(cols.shape[0] * rows):
+        b = task // rows
+        r = task % rows
+        c = r // khw
         i = (r // kw) % kh
         j = r % kw
-        xo_lo, xo_hi = _valid_range_jit(wo, W, j * dw - pw, sw)
+        xo_lo, xo_hi = _valid_range_jit(out_w, W, j * dw - pw, sw)
+        lo = uint64(xo_lo)
+        hi = uint64(xo_hi)
+        ix0 = xo_lo * sw + j * dw - pw  # first in-image column read (when hi > lo)
+        dst = cols[b, r]
+        src = x[b, min(c, C - 1)].ravel()
         for t in range(tiles):
             iy = (y0 + t) * sh + i * dh - ph
-            base = t * wo
-            if iy < 0 or iy >= H:
-                for xo in range(wo):
-                    cols[r, base + xo] = 0.0
+            base = uint64(t * out_w)
+            if iy < 0 or iy >= H or c >= C or hi == lo:
+                for k in range(width):
+                    dst[base + k] = 0.0
                 continue
-            for xo in range(xo_lo):
-                cols[r, base + xo] = 0.0
-            ix0 = xo_lo * sw + j * dw - pw
+            for k in range(lo):
+                dst[base + k] = 0.0
+            for k in range(hi, width):
+                dst[base + k] = 0.0
+            start = uint64(iy * W + ix0)
             if sw == 1:
-                for xo in range(xo_lo, xo_hi):
-                    cols[r, base + xo] = x[c, iy, ix0 + xo - xo_lo]
+                for k in range(hi - lo):
+                    dst[base + lo + k] = src[start + k]
             else:
-                for xo in range(xo_lo, xo_hi):
-                    cols[r, base + xo] = x[c, iy, ix0 + (xo - xo_lo) * sw]
-            for xo in range(xo_hi, wo):
-                cols[r, base + xo] = 0.0
+                for k in range(hi - lo):
+                    dst[base + lo + k] = src[start + k * step]
 
 
-def _col2im_kernel(cols, out, o0, kh, kw, sh, sw, ph, pw, dh, dw, h, w):
-    """Scatter-add a column matrix into whole output planes (the adjoint of im2col).
+def _col2im_kernel(cols, out, kh, kw, sh, sw, ph, pw, dh, dw, in_w, o0):
+    """Scatter-add the column matrices of a block of images into whole output planes (im2col's adjoint).
 
-    cols: (P·kh·kw, h·w) for the ``P = cols.shape[0] // (kh·kw)`` output channels
-    ``o0 .. o0+P−1``; out: (Cout, Ho, Wo) one image, whose planes ``o0 ..`` are
-    overwritten::
+    cols: (B, P·kh·kw, h·in_w) for the ``P`` output channels ``o0 .. o0+P−1``;
+    out: (B, O, Ho, Wo), whose planes ``o0 .. o0+P−1`` are overwritten::
 
-        for o in prange(P):                            # one plane per thread: no races
-            out[o0 + o] = 0
+        for (b, o) in prange(B × P):                    # one plane per iteration: no races
+            out[b, o0 + o] = 0
             for i, j in kh × kw:
                 for y in range(h):
                     oy = y·sh + i·dh − ph
-                    for x in range(w):
+                    for x in range(in_w):
                         ox = x·sw + j·dw − pw
                         if 0 ≤ oy < Ho and 0 ≤ ox < Wo:
-                            out[o0 + o, oy, ox] += cols[(o, i, j), y·w + x]
+                            out[b, o0 + o, oy, ox] += cols[b, (o, i, j), y·in_w + x]
 
-    Each plane's sum runs in the fixed order (i, j, y, x): deterministic.
+    The in-range ``y`` and ``x`` are computed once per ``(i, j)`` and the adds use
+    unsigned offsets (as in im2col). Each plane's sum runs in the fixed order
+    (i, j, y, x): deterministic.
     """
-    Ho = out.shape[1]
-    Wo = out.shape[2]
+    Ho = out.shape[2]
+    Wo = out.shape[3]
     khw = kh * kw
-    planes = cols.shape[0] // khw
-    for o in prange(planes):
-        plane = out[o0 + o]
-        for oy in range(Ho):
-            for ox in range(Wo):
-                plane[oy, ox] = 0.0
+    planes = cols.shape[1] // khw
+    h = cols.shape[2] // in_w if in_w > 0 else 0
+    step = uint64(sw)
+    for task in prange(cols.shape[0] * planes):
+        b = task // planes
+        o = task % planes
+        if o0 + o >= out.shape[1]:
+            continue
+        plane = out[b, o0 + o].ravel()
+        for k in range(uint64(Ho * Wo)):
+            plane[k] = 0.0
         for i in range(kh):
             y_lo, y_hi = _valid_range_jit(h, Ho, i * dh - ph, sh)
             for j in range(kw):
-                r = o * khw + i * kw + j
-                x_lo, x_hi = _valid_range_jit(w, Wo, j * dw - pw, sw)
+                src = cols[b, o * khw + i * kw + j]
+                x_lo, x_hi = _valid_range_jit(in_w, Wo, j * dw - pw, sw)
+                if x_hi == x_lo:
+                    continue
+                n = uint64(x_hi - x_lo)
+                ox0 = x_lo * sw + j * dw - pw
                 for y in range(y_lo, y_hi):
-                    oy = y * sh + i * dh - ph
-                    src = y * w
-                    ox0 = x_lo * sw + j * dw - pw
+                    s0 = uint64(y * in_w + x_lo)
+                    d0 = uint64((y * sh + i * dh - ph) * Wo + ox0)
                     if sw == 1:
-                        for x in range(x_lo, x_hi):
-                            plane[oy, ox0 + x - x_lo] += cols[r, src + x]
+                        for k in range(n):
+                            plane[d0 + k] += src[s0 + k]
                     else:
-                        for x in range(x_lo, x_hi):
-                            plane[oy, ox0 + (x - x_lo) * sw] += cols[r, src + x]
+                        for k in range(n):
+                            plane[d0 + k * step] += src[s0 + k]
 
 
-_im2col = njit(parallel=True, cache=True)(_im2col_kernel)
-_col2im = njit(parallel=True, cache=True)(_col2im_kernel)
+# Two bindings of each raw kernel: ``parallel`` runs its prange on Numba's threads
+# (used when the caller's thread does all the work); ``serial`` runs it on the
+# calling thread only, for the worker threads below, which already run one block
+# each in parallel. nogil lets those workers run at the same time.
+_im2col = njit(parallel=True, cache=True, nogil=True)(_im2col_kernel)
+_col2im = njit(parallel=True, cache=True, nogil=True)(_col2im_kernel)
+_im2col_serial = njit(cache=True, nogil=True)(_im2col_kernel)
+_col2im_serial = njit(cache=True, nogil=True)(_col2im_kernel)
+
+
+class _Workers:
+    """Runs the blocks of one convolution on worker threads, one BLAS thread each.
+
+    Why not Numba's threads for im2col and BLAS's threads for the GEMM? The two
+    pools would take turns on the same cores for every block: each hand-over is a
+    barrier, and a thread that waits at one spins; on a busy machine a descheduled
+    thread stalls the whole pool. Instead each of ``T = numba.get_num_threads()``
+    workers takes every T-th block and runs it start to finish on its own core —
+    im2col (the serial kernel binding), then the GEMM with BLAS limited to one
+    thread — so the only synchronisation is the final join.
+
+    Limiting BLAS needs ``threadpoolctl``; without it (or with one thread) every
+    block runs on the caller's thread with the parallel kernels and threaded BLAS.
+    """
+
+    def __init__(self):
+        self._pool = None
+        self._size = 0
+        self._blas = None
+        self._lock = threading.Lock()
+
+    def _ready(self, threads: int) -> bool:
+        if threads < 2:
+            return False
+        with self._lock:
+            if self._blas is None:
+                try:
+                    from threadpoolctl import ThreadpoolController
+                except ImportError:
+                    self._blas = False
+                else:
+                    self._blas = ThreadpoolController().select(user_api="blas")
+            if self._blas is False:
+                return False
+            if self._size < threads:
+                self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="conv")
+                self._size = threads
+        return True
+
+    def map(self, work, blocks: list) -> list:
+        """``[work(blocks[k::T], serial) for k < T]`` on the workers (``serial=True``), or on the caller.
+
+        ``work(blocks, serial)`` processes its blocks in order and returns a value;
+        the results come back in worker order, so any reduction over them is
+        deterministic.
+        """
+        threads = min(numba.get_num_threads(), len(blocks))
+        if not self._ready(threads):
+            return [work(blocks, False)]
+        with self._blas.limit(limits=1):
+            futures = [self._pool.submit(work, blocks[k::threads], True) for k in range(threads)]
+            return [f.result() for f in futures]
+
+
+_workers = _Workers()
+_scratch_store = threading.local()
+
+
+def _scratch(size: int, dtype) -> np.ndarray:
+    """A reusable buffer of at least ``size`` elements of ``dtype`` for the calling thread."""
+    key = np.dtype(dtype).str
+    buffers = getattr(_scratch_store, "buffers", None)
+    if buffers is None:
+        buffers = _scratch_store.buffers = {}
+    buffer = buffers.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[key] = np.empty(size, dtype=dtype)
+    return buffer[:size]
 
 
 def _is_pointwise(kernel_hw, stride, padding, dilation) -> bool:
     """A 1x1 kernel, stride 1, no padding: the image is its own column matrix."""
-    return kernel_hw == (1, 1) and stride == (1, 1) and padding == (0, 0)
+    return tuple(kernel_hw) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
 
 
-def _rows_per_tile(k: int, wo: int, ho: int, itemsize: int) -> int:
-    """Output rows per im2col tile so that a ``(k, rows·wo)`` block is about ``_TILE_BYTES``."""
-    return max(1, min(ho, _TILE_BYTES // max(1, k * wo * itemsize)))
+def _blocks(n_images: int, rows: int, row_bytes: int) -> list[tuple[int, int, int, int]]:
+    """Column blocks ``(n0, n1, y0, y1)``: images ``[n0, n1)``, rows ``[y0, y1)`` of each.
+
+    A block holds about ``min(_BLOCK_BYTES, total / threads)`` bytes of columns (at
+    least one row of one image): whole images while one fits, else bands of rows
+    of one image.
+    """
+    threads = max(1, numba.get_num_threads())
+    budget = max(1, min(_BLOCK_BYTES, -(-n_images * rows * row_bytes // threads)))
+    image_bytes = max(1, rows * row_bytes)
+    if image_bytes <= budget:
+        b = max(1, min(n_images, budget // image_bytes))
+        return [(n0, min(n_images, n0 + b), 0, rows) for n0 in range(0, n_images, b)]
+    band = max(1, budget // max(1, row_bytes))
+    return [(n0, n0 + 1, y0, min(rows, y0 + band)) for n0 in range(n_images) for y0 in range(0, rows, band)]
 
 
 def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
-    """conv2d of contiguous ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw) into ``out_hw``.
+    """conv2d of contiguous ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw) into ``out_hw`` → (N, O, Ho, Wo).
 
     The output size is given rather than derived, so that the transposed
     convolution's input gradient (whose size is the transposed conv's input
-    size, not always the conv2d formula's) reuses this routine. Returns
-    (N, O, Ho, Wo)::
+    size, not always the conv2d formula's) reuses this routine::
 
-        for n, tile of output rows, g:
-            cols = im2col(x[n], channels of group g, tile)        # (K, T·Wo)
-            out[n, group g, tile] = w_g (Og, K) @ cols            # BLAS, written in place
+        for each block (images [n0, n1), output rows [y0, y1)):      # blocks shared out to the workers
+            cols = im2col(x[n0:n1])                                   # (b, groups, K, T·Wo)
+            out[n0:n1, :, rows] = w.reshape(groups, Og, K) @ cols     # batched GEMM, written in place
     """
-    N, _, H, W = x.shape
+    N, C, H, W = x.shape
     O, Cg, kh, kw = w.shape
     Og = O // groups
     K = Cg * kh * kw
     Ho, Wo = out_hw
-    out = np.empty((N, O, Ho * Wo), dtype=x.dtype)
+    out = np.empty((N, groups, Og, Ho * Wo), dtype=x.dtype)
     wm = w.reshape(groups, Og, K)
-    if _is_pointwise((kh, kw), stride, padding, dilation) and (Ho, Wo) == (H, W):
-        xm = x.reshape(N, groups, Cg, H * W)
-        for n in range(N):
-            for g in range(groups):
-                np.matmul(wm[g], xm[n, g], out=out[n, g * Og : (g + 1) * Og])
+    if out.size == 0:
         return out.reshape(N, O, Ho, Wo)
-    rows = _rows_per_tile(K, Wo, Ho, x.itemsize)
-    buffer = np.empty(K * rows * Wo, dtype=x.dtype)
+    pointwise = _is_pointwise((kh, kw), stride, padding, dilation) and (Ho, Wo) == (H, W)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    for n in range(N):
-        for y0 in range(0, Ho, rows):
-            y1 = min(Ho, y0 + rows)
-            cols = buffer[: K * (y1 - y0) * Wo].reshape(K, (y1 - y0) * Wo)
-            for g in range(groups):
-                _im2col(x[n], g * Cg, kh, kw, sh, sw, ph, pw, dh, dw, y0, Wo, cols)
-                np.matmul(wm[g], cols, out=out[n, g * Og : (g + 1) * Og, y0 * Wo : y1 * Wo])
+
+    def work(blocks, serial):
+        im2col = _im2col_serial if serial else _im2col
+        for n0, n1, y0, y1 in blocks:
+            if pointwise:
+                cols = x[n0:n1].reshape(n1 - n0, C, H * W)[:, :, y0 * Wo : y1 * Wo]
+            else:
+                cols = _scratch((n1 - n0) * C * kh * kw * (y1 - y0) * Wo, x.dtype)
+                cols = cols.reshape(n1 - n0, C * kh * kw, (y1 - y0) * Wo)
+                im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Wo, y0)
+            np.matmul(wm, cols.reshape(n1 - n0, groups, K, -1), out=out[n0:n1, :, :, y0 * Wo : y1 * Wo])
+
+    _workers.map(work, _blocks(N, Ho, C * kh * kw * Wo * x.itemsize))
     return out.reshape(N, O, Ho, Wo)
 
 
 def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, groups):
-    """``grad_w[o, c, i, j] = Σ_{n,y,x} grad_out[n, o, y, x] · cols[n][(c, i, j), (y, x)]``.
+    """``grad_w[o, c, i, j] = Σ_{n,y,x} grad_out[n, o, y, x] · cols[n][(c, i, j), (y, x)]`` → (O, C/groups, kh, kw).
 
     x: (N, C, H, W), grad_out: (N, O, Ho, Wo), both contiguous; the output size is
-    read from grad_out. Returns (O, C/groups, kh, kw)::
+    read from grad_out::
 
-        for n, tile of output rows, g:
-            cols = im2col(x[n], channels of group g, tile)                # (K, T·Wo)
-            grad_w[group g] += grad_out[n, group g, tile] (Og, T·Wo) @ cols.T
+        for each block (images [n0, n1), output rows [y0, y1)):            # blocks shared out to the workers
+            cols = im2col(x[n0:n1])                                        # (b, groups, K, T·Wo)
+            part += Σ_b grad_out[n0:n1, :, rows] (b, groups, Og, T·Wo) @ cols.T
+        grad_w = part of worker 0 + part of worker 1 + ...                 # fixed order: deterministic
     """
     N, C, H, W = x.shape
     O, Ho, Wo = grad_out.shape[1:]
@@ -248,27 +361,31 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
     Cg = C // groups
     Og = O // groups
     K = Cg * kh * kw
-    grad_w = np.zeros((groups, Og, K), dtype=x.dtype)
-    part = np.empty((Og, K), dtype=x.dtype)
-    go = grad_out.reshape(N, O, Ho * Wo)
-    if _is_pointwise(kernel_hw, stride, padding, dilation) and (Ho, Wo) == (H, W):
-        xm = x.reshape(N, groups, Cg, H * W)
-        for n in range(N):
-            for g in range(groups):
-                np.matmul(go[n, g * Og : (g + 1) * Og], xm[n, g].T, out=part)
-                grad_w[g] += part
-        return grad_w.reshape(O, Cg, kh, kw)
-    rows = _rows_per_tile(K, Wo, Ho, x.itemsize)
-    buffer = np.empty(K * rows * Wo, dtype=x.dtype)
+    go = grad_out.reshape(N, groups, Og, Ho * Wo)
+    if N * Ho * Wo == 0:
+        return np.zeros((O, Cg, kh, kw), dtype=x.dtype)
+    pointwise = _is_pointwise(kernel_hw, stride, padding, dilation) and (Ho, Wo) == (H, W)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    for n in range(N):
-        for y0 in range(0, Ho, rows):
-            y1 = min(Ho, y0 + rows)
-            cols = buffer[: K * (y1 - y0) * Wo].reshape(K, (y1 - y0) * Wo)
-            for g in range(groups):
-                _im2col(x[n], g * Cg, kh, kw, sh, sw, ph, pw, dh, dw, y0, Wo, cols)
-                np.matmul(go[n, g * Og : (g + 1) * Og, y0 * Wo : y1 * Wo], cols.T, out=part)
-                grad_w[g] += part
+
+    def work(blocks, serial):
+        im2col = _im2col_serial if serial else _im2col
+        part = np.zeros((groups, Og, K), dtype=x.dtype)
+        for n0, n1, y0, y1 in blocks:
+            if pointwise:
+                cols = x[n0:n1].reshape(n1 - n0, C, H * W)[:, :, y0 * Wo : y1 * Wo]
+            else:
+                cols = _scratch((n1 - n0) * C * kh * kw * (y1 - y0) * Wo, x.dtype)
+                cols = cols.reshape(n1 - n0, C * kh * kw, (y1 - y0) * Wo)
+                im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Wo, y0)
+            cols_t = cols.reshape(n1 - n0, groups, K, -1).transpose(0, 1, 3, 2)
+            product = np.matmul(go[n0:n1, :, :, y0 * Wo : y1 * Wo], cols_t)
+            part += product[0] if n1 - n0 == 1 else product.sum(axis=0)
+        return part
+
+    parts = _workers.map(work, _blocks(N, Ho, C * kh * kw * Wo * x.itemsize))
+    grad_w = parts[0]
+    for part in parts[1:]:
+        grad_w += part
     return grad_w.reshape(O, Cg, kh, kw)
 
 
@@ -277,9 +394,9 @@ def _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
 
     Returns (N, Og·groups, Ho, Wo)::
 
-        for n, g, block of output channels [o0, o1) of group g:
-            cols = w[group g][:, o0:o1].reshape(Cg, P·kh·kw).T @ x[n, group g]   # (P·kh·kw, H·W)
-            out[n, g·Og + o0 : g·Og + o1] = col2im(cols)                           # planes owned by threads
+        for each block (images [n0, n1), output channels [o0, o1) of group g):    # shared out to the workers
+            cols = w[group g][:, o0:o1].reshape(Cg, P·kh·kw).T @ x[n0:n1, group g]   # (b, P·kh·kw, H·W)
+            out[n0:n1, g·Og + o0 : g·Og + o1] = col2im(cols)                          # whole planes per block
     """
     N, Cin, H, W = x.shape
     _, Og, kh, kw = w.shape
@@ -288,19 +405,41 @@ def _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     Ho, Wo = out_hw
     khw = kh * kw
     out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
+    if out.size == 0:
+        return out
     wt = w.reshape(groups, Cg, Og * khw)
     xm = x.reshape(N, groups, Cg, H * W)
-    block = max(1, min(Og, _TILE_BYTES // max(1, khw * H * W * x.itemsize)))
-    buffer = np.empty(block * khw * H * W, dtype=x.dtype)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    for n in range(N):
-        for g in range(groups):
-            for o0 in range(0, Og, block):
-                o1 = min(Og, o0 + block)
-                cols = buffer[: (o1 - o0) * khw * H * W].reshape((o1 - o0) * khw, H * W)
-                np.matmul(wt[g, :, o0 * khw : o1 * khw].T, xm[n, g], out=cols)
-                _col2im(cols, out[n], g * Og + o0, kh, kw, sh, sw, ph, pw, dh, dw, H, W)
+
+    def work(blocks, serial):
+        col2im = _col2im_serial if serial else _col2im
+        for g, n0, n1, o0, o1 in blocks:
+            cols = _scratch((n1 - n0) * (o1 - o0) * khw * H * W, x.dtype)
+            cols = cols.reshape(n1 - n0, (o1 - o0) * khw, H * W)
+            np.matmul(wt[g, :, o0 * khw : o1 * khw].T, xm[n0:n1, g], out=cols)
+            col2im(cols, out[n0:n1], kh, kw, sh, sw, ph, pw, dh, dw, W, g * Og + o0)
+
+    # a block's "rows" are output channels of one group, each kh·kw rows of H·W columns
+    per_group = _blocks(N, Og, khw * H * W * x.itemsize)
+    _workers.map(work, [(g,) + block for g in range(groups) for block in per_group])
     return out
+
+
+def _flipped(w, groups: int):
+    """A transposed-conv weight (Cin, Og, kh, kw) as the conv2d weight of the same map at stride 1.
+
+    ``w'[g·Og + o, c, i, j] = w[g·Cg + c, o, kh−1−i, kw−1−j]``: channels swapped within
+    each group, kernel rotated by 180°. Returns (groups·Og, Cg, kh, kw), contiguous.
+    """
+    cin, og, kh, kw = w.shape
+    cg = cin // groups
+    rotated = w.reshape(groups, cg, og, kh, kw).transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
+    return np.ascontiguousarray(rotated).reshape(groups * og, cg, kh, kw)
+
+
+def _flipped_padding(w, padding, dilation) -> tuple[int, int]:
+    """The conv2d padding of a stride-1 transposed conv: ``d·(k−1) − p`` (negative: a crop)."""
+    return tuple(d * (k - 1) - p for k, p, d in zip(w.shape[2:], padding, dilation))
 
 
 def _contiguous(*arrays):
@@ -371,6 +510,9 @@ def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dila
     kh, kw = w.shape[2:]
     Ho = conv_transpose_output_size(x.shape[2], kh, stride[0], padding[0], output_padding[0], dilation[0])
     Wo = conv_transpose_output_size(x.shape[3], kw, stride[1], padding[1], output_padding[1], dilation[1])
+    if tuple(stride) == (1, 1) and x.shape[1] <= w.shape[1] * groups:
+        return _conv2d_gemm(x, _flipped(w, groups), (1, 1), _flipped_padding(w, padding, dilation), dilation,
+                            groups, (Ho, Wo))
     return _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, (Ho, Wo))
 
 

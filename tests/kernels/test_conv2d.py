@@ -20,7 +20,7 @@ from tests.torch_ref import upstream
 
 # Tile sizes (bytes) for the column buffer: the default, and tiny ones that cut
 # every image into one-row tiles (im2col) and one-channel blocks (col2im).
-tile_bytes = st.sampled_from([conv_kernels._TILE_BYTES, 1, 200])
+tile_bytes = st.sampled_from([conv_kernels._BLOCK_BYTES, 1, 600, 5000])
 
 
 def torch_conv2d(x, w, g, go):
@@ -42,7 +42,7 @@ def test_conv2d_entries_match_torch(g, seed, dtype, strided, tile):
     if strided:
         x, w, go = noncontiguous(x), noncontiguous(w), noncontiguous(go)
     k = g.cg * g.kernel[0] * g.kernel[1]
-    with mock.patch.object(conv_kernels, "_TILE_BYTES", tile):
+    with mock.patch.object(conv_kernels, "_BLOCK_BYTES", tile):
         out = conv2d_forward(x, w, g.stride, g.padding, g.dilation, g.groups)
         gx = conv2d_backward_input(go, w, (g.h, g.w), g.stride, g.padding, g.dilation, g.groups)
         gw = conv2d_backward_weight(x, go, g.kernel, g.stride, g.padding, g.dilation, g.groups)

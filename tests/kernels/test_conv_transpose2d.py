@@ -18,7 +18,7 @@ from tests.kernels.conv_cases import assert_conv_close, noncontiguous, transpose
 from tests.strategies import dtypes, randn, seeds, settings_fast
 from tests.torch_ref import upstream
 
-tile_bytes = st.sampled_from([conv_kernels._TILE_BYTES, 1, 200])
+tile_bytes = st.sampled_from([conv_kernels._BLOCK_BYTES, 1, 600, 5000])
 
 
 def torch_conv_transpose2d(x, w, g, go):
@@ -42,7 +42,7 @@ def test_conv_transpose2d_entries_match_torch(g, seed, dtype, strided, tile):
     ref_out, ref_gx, ref_gw = torch_conv_transpose2d(x, w, g, go)
     if strided:
         x, w, go = noncontiguous(x), noncontiguous(w), noncontiguous(go)
-    with mock.patch.object(conv_kernels, "_TILE_BYTES", tile):
+    with mock.patch.object(conv_kernels, "_BLOCK_BYTES", tile):
         out = conv_transpose2d_forward(x, w, g.stride, g.padding, g.output_padding, g.groups, g.dilation)
         gx = conv_transpose2d_backward_input(go, w, g.stride, g.padding, g.groups, g.dilation)
         gw = conv_transpose2d_backward_weight(x, go, g.kernel, g.stride, g.padding, g.groups, g.dilation)
