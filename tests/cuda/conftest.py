@@ -75,6 +75,15 @@ def _import_cuda_kernels() -> str | None:
 
 CUDA_UNAVAILABLE = _import_cuda_kernels()
 
+# Without numba-cuda the test modules cannot even be imported: leave them out and say why in the header.
+collect_ignore_glob = ["test_*.py"] if CUDA_UNAVAILABLE and "kernels.cuda" not in sys.modules else []
+
+
+def pytest_report_header(config):
+    if CUDA_UNAVAILABLE:
+        return f"tests/cuda: not run ({CUDA_UNAVAILABLE})"
+    return f"tests/cuda: {'Numba CUDA simulator' if GPU_MISSING else 'CUDA GPU'} ({GPU_MISSING or 'CuPy'})"
+
 
 def pytest_collection_modifyitems(config, items):
     """Skip this folder's tests, with the reason, when the CUDA path cannot run at all; ``gpu`` tests without a GPU."""
