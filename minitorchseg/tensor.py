@@ -191,7 +191,10 @@ class Tensor:
                 )
             grad = self.backend.xp.ones(self.data.shape, dtype=self.dtype)
         else:
-            grad = gradient.data if isinstance(gradient, Tensor) else self.backend.asarray(gradient)
+            if isinstance(gradient, Tensor) and gradient.device == self.device:
+                grad = gradient.data
+            else:  # an array, or a tensor on another device: copy it to ours
+                grad = self.backend.asarray(gradient.numpy() if isinstance(gradient, Tensor) else gradient)
             if tuple(grad.shape) != self.shape:
                 raise ValueError(
                     f"backward(): gradient has shape {tuple(grad.shape)}, expected the tensor's shape {self.shape}"
