@@ -1,0 +1,673 @@
+"""The figures of the pages in ``docs/``, each computed with minitorchseg's own ops and kernels.
+
+::
+
+    python docs/make_figures.py                       # every figure into docs/figures/
+    python docs/make_figures.py --only checkerboard   # one figure (repeat --only for several)
+    python docs/make_figures.py --out /tmp/figs       # somewhere else
+
+One function per figure: ``fig_<name>(out_dir)`` computes its picture with the
+library (``minitorchseg.functional``, ``minitorchseg.ops``, ``minitorchseg.metrics``,
+``minitorchseg.kmeans``, ``minitorchseg.models``), checks the numbers the page
+quotes, and writes ``<out_dir>/<name>.png`` (matplotlib's Agg canvas, 100 dpi)
+and returns its path. :data:`FIGURES` maps each name to its function.
+
+Two tricks read a kernel's geometry through its public op, without copying it:
+
+* a convolution whose filters are the ``K = C·kh·kw`` one-hot kernels writes
+  out the im2col column matrix (each output channel copies one kernel tap);
+* interpolating a linear ramp ``f[y, x] = x`` returns the sampling coordinate
+  (bilinear interpolation reproduces linear functions exactly), so
+  ``F.interpolate`` and ``ops.roi_align`` on ramps show where they sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.cbook import get_sample_data
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch, Rectangle
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import minitorchseg as mts  # noqa: E402  (after the checkout is put on the path)
+import minitorchseg.functional as F  # noqa: E402
+from minitorchseg import ops  # noqa: E402
+from minitorchseg.autograd import _topological_order  # noqa: E402
+from minitorchseg.data import SyntheticShapes  # noqa: E402
+from minitorchseg.kmeans import kmeans  # noqa: E402
+from minitorchseg.metrics import binary_metrics  # noqa: E402
+from minitorchseg.models import fcn8s, segnet, summary, unet  # noqa: E402
+
+__all__ = [
+    "FIGURES", "SEED_TRUE", "SEED_PRED", "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_unpool",
+    "fig_bilinear", "fig_roi_align", "fig_nms", "fig_metrics", "fig_kmeans", "fig_models", "main",
+]
+
+FIGURE_DIR = Path(__file__).resolve().parent / "figures"
+DPI = 100
+
+# The seed lecture's 5x5 example (the same arrays as tests/test_metrics.py): 13 foreground pixels, 8 found.
+SEED_TRUE = np.array([[0, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 0, 1, 0, 0]])
+SEED_PRED = np.array([[0, 1, 1, 0, 0], [0, 1, 1, 0, 0], [0, 1, 1, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 0, 0]])
+
+BIN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+
+
+def _save(fig: Figure, out_dir: Path, name: str) -> Path:
+    """Write ``fig`` as ``out_dir/name.png`` (100 dpi, Pillow-optimised) and return the path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.png"
+    fig.savefig(path, dpi=DPI, pil_kwargs={"optimize": True})
+    return path
+
+
+def _t64(array) -> mts.Tensor:
+    """A float64 Tensor of ``array``."""
+    return mts.tensor(np.asarray(array, dtype=np.float64))
+
+
+def _annotate(ax, values: np.ndarray, fmt: str = "{:g}", size: int = 8, dark=None) -> None:
+    """Write every entry of the 2-D ``values`` at its cell (white on cells where ``dark`` is True)."""
+    dark = np.zeros(values.shape, bool) if dark is None else dark
+    for (r, c), v in np.ndenumerate(values):
+        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=size, color="white" if dark[r, c] else "k")
+
+
+def _pixel_grid(ax, h: int, w: int, colour: str = "0.6") -> None:
+    """Thin lines between the pixels of an ``h × w`` imshow (pixel ``i`` spans ``[i − ½, i + ½]``)."""
+    for y in np.arange(-0.5, h, 1.0):
+        ax.axhline(y, color=colour, lw=0.5)
+    for x in np.arange(-0.5, w, 1.0):
+        ax.axvline(x, color=colour, lw=0.5)
+
+
+def _no_ticks(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+# --------------------------------------------------------------------------------------------- 1. autograd
+def fig_autograd(out_dir: Path = FIGURE_DIR) -> Path:
+    """The graph of ``L = tanh(x·y + x)`` as recorded by the engine, with the backward visiting order.
+
+    Nodes are placed by their depth below ``L``; the red numbers are the order in
+    which :func:`minitorchseg.autograd.backward` visits them (the reversed
+    post-order of ``_topological_order``); edges carry the local derivative
+    that the op's ``backward`` multiplies in.
+    """
+    x = mts.tensor(np.array(0.5), requires_grad=True)
+    y = mts.tensor(np.array(-2.0), requires_grad=True)
+    u = x * y
+    v = u + x
+    loss = F.tanh(v)
+    loss.backward()
+    local = 1.0 - np.tanh(-0.5) ** 2
+    assert np.isclose(float(x.grad.numpy()), local * (-2.0 + 1.0)), "x is used twice: dL/dx = tanh'(v)·(y + 1)"
+    assert np.isclose(float(y.grad.numpy()), local * 0.5)
+
+    names = {id(x): "x", id(y): "y", id(u): "u = x·y", id(v): "v = u + x", id(loss): "L = tanh(v)"}
+    order = _topological_order(loss)
+    depth = {id(loss): 0}
+    for t in order:  # consumers come before producers, so a tensor's depth is final when it is reached
+        if t.grad_fn is not None:
+            for parent in t.grad_fn.inputs:
+                depth[id(parent)] = max(depth.get(id(parent), 0), depth[id(t)] + 1)
+    max_depth = max(depth.values())
+    rows: dict[int, int] = {}
+    pos = {}
+    for t in order:
+        d = depth[id(t)]
+        pos[id(t)] = (float(max_depth - d) * 3.8, -1.5 * rows.get(d, 0))
+        rows[d] = rows.get(d, 0) + 1
+    edge_labels = {
+        (id(x), id(u)): "∂u/∂x = y", (id(y), id(u)): "∂u/∂y = x", (id(u), id(v)): "∂v/∂u = 1",
+        (id(x), id(v)): "∂v/∂x = 1", (id(v), id(loss)): "∂L/∂v = 1 − tanh²v",
+    }
+
+    half = 0.95  # half the width of a node's box
+    fig = Figure(figsize=(9.2, 2.9))
+    ax = fig.add_axes((0.01, 0.0, 0.98, 0.9))
+    for t in order:
+        if t.grad_fn is None:
+            continue
+        (x1, y1) = pos[id(t)]
+        for parent in t.grad_fn.inputs:
+            (x0, y0) = pos[id(parent)]
+            start, end = np.array([x0 + half, y0]), np.array([x1 - half, y1])
+            bend = 0.3 if abs(x1 - x0) > 4 else 0.0
+            ax.annotate("", xy=tuple(end), xytext=tuple(start),
+                        arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.2, shrinkA=0, shrinkB=0,
+                                        connectionstyle=f"arc3,rad={bend}"))
+            dx, dy = end - start
+            mid = (start + end) / 2 + 0.5 * bend * np.array([dy, -dx])  # the arc's midpoint (quadratic Bézier)
+            label = edge_labels[(id(parent), id(t))]
+            if bend:
+                ax.text(mid[0], mid[1] - 0.08, label, ha="center", va="top", fontsize=8, color="#1f5fa0")
+            elif dy == 0:
+                ax.text(mid[0], mid[1] + 0.08, label, ha="center", va="bottom", fontsize=8, color="#1f5fa0")
+            else:
+                ax.text(mid[0] + 0.12, mid[1], label, ha="left", va="center", fontsize=8, color="#1f5fa0")
+    for step, t in enumerate(order, start=1):
+        cx, cy = pos[id(t)]
+        leaf = t.grad_fn is None
+        label = f"{names[id(t)]}\nvalue {float(t.numpy()):+.3f}"
+        label += f"\ngrad {float(t.grad.numpy()):+.3f}" if leaf else f"\ngrad_fn <{t.grad_fn.name}>"
+        ax.add_patch(FancyBboxPatch((cx - half, cy - 0.42), 2 * half, 0.84, boxstyle="round,pad=0.05",
+                                    fc="#e8f1fb" if leaf else "#fdf1e3", ec="0.3"))
+        ax.text(cx, cy, label, ha="center", va="center", fontsize=7.5)
+        ax.text(cx - half, cy + 0.5, str(step), ha="center", va="center", fontsize=9, color="white",
+                bbox=dict(boxstyle="circle,pad=0.2", fc="#c0392b", ec="none"))
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    ax.set_xlim(min(xs) - half - 0.1, max(xs) + half + 0.1)
+    ax.set_ylim(min(ys) - 0.8, max(ys) + 0.75)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    fig.suptitle("L = tanh(x·y + x): forward left to right; backward visits the red numbers in order "
+                 "(x gets 2 contributions)", fontsize=9)
+    return _save(fig, out_dir, "autograd")
+
+
+# --------------------------------------------------------------------------------------------- 2. im2col
+def fig_im2col(out_dir: Path = FIGURE_DIR) -> Path:
+    """conv2d of a 4x4 image, k = 3, padding 1: the image, its column matrix, and the input gradient.
+
+    The column matrix is computed by ``F.conv2d`` with the nine one-hot 3x3
+    filters (output channel ``(i, j)`` copies tap ``(i, j)`` of every window);
+    the right panel is ``x.grad`` from autograd for an all-ones upstream gradient
+    and all-ones weights, checked equal to ``F.conv_transpose2d`` of the upstream
+    gradient: the number of windows that read each pixel.
+    """
+    h = w = 4
+    k = 3
+    image = np.arange(1, h * w + 1, dtype=np.float64).reshape(1, 1, h, w)
+    one_hot = np.eye(k * k).reshape(k * k, 1, k, k)
+    cols = F.conv2d(_t64(image), _t64(one_hot), padding=1).numpy().reshape(k * k, h * w)
+    weight = np.random.default_rng(0).standard_normal((1, 1, k, k))
+    direct = F.conv2d(_t64(image), _t64(weight), padding=1).numpy().reshape(1, h * w)
+    assert np.allclose(weight.reshape(1, k * k) @ cols, direct), "conv2d = w.reshape(Cout, K) @ cols"
+
+    x = mts.tensor(image, requires_grad=True)
+    ones_w = _t64(np.ones((1, 1, k, k)))
+    out = F.conv2d(x, ones_w, padding=1)
+    out.backward(_t64(np.ones(out.shape)))
+    grad_x = x.grad.numpy()[0, 0]
+    transposed = F.conv_transpose2d(_t64(np.ones(out.shape)), ones_w, padding=1).numpy()[0, 0]
+    assert np.array_equal(grad_x, transposed), "conv2d's input gradient is conv_transpose2d of grad_out"
+
+    oy, ox = 1, 2
+    column = oy * w + ox
+    fig = Figure(figsize=(10.5, 3.3))
+    axes = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=[1.0, 2.3, 0.9]))
+    padded = np.pad(image[0, 0], 1)
+    ax = axes[0]
+    ax.imshow(padded, cmap="Blues", vmin=-4, vmax=20)
+    _annotate(ax, padded, "{:.0f}")
+    _pixel_grid(ax, h + 2, w + 2)
+    ax.add_patch(Rectangle((ox - 0.5, oy - 0.5), k, k, fill=False, ec="#c0392b", lw=2.5))
+    ax.set_title(f"x (4×4, zero-padded by 1)\nwindow of output ({oy}, {ox})", fontsize=9)
+    _no_ticks(ax)
+
+    ax = axes[1]
+    ax.imshow(cols, cmap="Blues", vmin=-4, vmax=20, aspect="auto")
+    _annotate(ax, cols, "{:.0f}", size=7)
+    _pixel_grid(ax, k * k, h * w)
+    ax.add_patch(Rectangle((column - 0.5, -0.5), 1, k * k, fill=False, ec="#c0392b", lw=2.5))
+    ax.set_xticks(range(h * w))
+    ax.set_xticklabels([f"{r},{c}" for r in range(h) for c in range(w)], fontsize=6, rotation=90)
+    ax.set_yticks(range(k * k))
+    ax.set_yticklabels([f"{i},{j}" for i in range(k) for j in range(k)], fontsize=7)
+    ax.set_xlabel("output pixel (y, x)", fontsize=8)
+    ax.set_ylabel("tap (i, j)", fontsize=8)
+    ax.set_title("cols (K = C·kh·kw = 9 rows, Ho·Wo = 16 columns): conv2d = w.reshape(1, 9) @ cols",
+                 fontsize=9)
+
+    ax = axes[2]
+    ax.imshow(grad_x, cmap="Oranges", vmin=0, vmax=12)
+    _annotate(ax, grad_x, "{:.0f}")
+    _pixel_grid(ax, h, w)
+    ax.set_title("∂L/∂x for ∂L/∂out = 1, w = 1\n= conv_transpose2d(1, w)", fontsize=9)
+    _no_ticks(ax)
+    fig.tight_layout()
+    return _save(fig, out_dir, "im2col")
+
+
+# --------------------------------------------------------------------------------------------- 3. checkerboard
+def fig_checkerboard(out_dir: Path = FIGURE_DIR) -> Path:
+    """Contributions per output pixel of ``F.conv_transpose2d`` (stride 2) on a 6x6 all-ones input, all-ones kernel.
+
+    k = 3 (k % s ≠ 0): rows and columns alternate 1, 2 taps → a 1/2/4 checkerboard;
+    k = 2: exactly one tap everywhere; k = 4: 4 taps everywhere except the border.
+    """
+    x = _t64(np.ones((1, 1, 6, 6)))
+    fig = Figure(figsize=(10.5, 3.7))
+    axes = fig.subplots(1, 3)
+    captions = {3: "k % s ≠ 0: checkerboard", 2: "k = s: one tap each", 4: "k = 2s: even inside"}
+    for ax, k in zip(axes, (3, 2, 4)):
+        counts = F.conv_transpose2d(x, _t64(np.ones((1, 1, k, k))), stride=2).numpy()[0, 0]
+        inner = counts[k:-k, k:-k]
+        if k == 3:
+            assert set(np.unique(inner)) == {1.0, 2.0, 4.0}
+        else:
+            assert np.all(inner == (k // 2) ** 2)
+        ax.imshow(counts, cmap="magma", vmin=0, vmax=4.6)
+        _annotate(ax, counts, "{:.0f}", size=7, dark=counts < 2.5)
+        ax.set_title(f"k={k}, s=2 → {counts.shape[0]}×{counts.shape[1]}: {captions[k]}", fontsize=9)
+        _no_ticks(ax)
+    fig.suptitle("conv_transpose2d(ones 6×6, ones k×k, stride=2): how many input pixels write each output pixel",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_dir, "checkerboard")
+
+
+# --------------------------------------------------------------------------------------------- 4. unpool
+def fig_unpool(out_dir: Path = FIGURE_DIR) -> Path:
+    """Thin bright lines on a soft 32x32 background: the 2x2 max-pool, max-unpool with its indices, bilinear x2.
+
+    Each line is one pixel wide, so a 2x2 window that meets it keeps the line's
+    value and remembers which of its four pixels it was: unpooling puts one line
+    pixel per window back at its exact place (zeros around it), where bilinear
+    upsampling of the same pooled map smears the line over two to three pixels.
+    """
+    size = 32
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    grey = 0.3 + 0.12 * np.sin(xx / 3.0) * np.cos(yy / 4.0)
+    ring = np.abs(np.hypot(yy - 12.3, xx - 19.2) - 8.0) < 0.5
+    diagonal = (np.abs(yy - (0.9 * xx + 5.0)) < 0.5) & (xx < 16)
+    grey[ring | diagonal] = 1.0
+    grey = grey[None, None]
+    x = _t64(grey)
+    pooled, indices = F.max_pool2d(x, 2, return_indices=True)
+    unpooled = F.max_unpool2d(pooled, indices, 2, output_size=x.shape[-2:])
+    upsampled = F.interpolate(pooled, scale_factor=2, mode="bilinear")
+    up = unpooled.numpy()[0, 0]
+    assert np.count_nonzero(up) <= pooled.numel(), "one value per 2x2 window, zeros elsewhere"
+    assert np.array_equal(up[up != 0], grey[0, 0][up != 0]), "each max goes back where it came from"
+    windows_on_line = (ring | diagonal).reshape(16, 2, 16, 2).any(axis=(1, 3))
+    assert np.all(pooled.numpy()[0, 0][windows_on_line] == 1.0), "every window that meets a line keeps it"
+
+    panels = [
+        (grey[0, 0], "x (32×32), 1-pixel lines"),
+        (pooled.numpy()[0, 0], "max_pool2d(x, 2) (16×16)\n+ indices"),
+        (up, "max_unpool2d(pool, indices)\n(SegNet decoder: sparse)"),
+        (upsampled.numpy()[0, 0], "interpolate(pool, ×2, bilinear)\n(dense, blurred)"),
+    ]
+    fig = Figure(figsize=(10, 2.9))
+    axes = fig.subplots(1, 4)
+    for ax, (array, title) in zip(axes, panels):
+        ax.imshow(array, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        _no_ticks(ax)
+    fig.tight_layout()
+    return _save(fig, out_dir, "unpool")
+
+
+# --------------------------------------------------------------------------------------------- 5. bilinear
+def _sample_positions(n_in: int, **kwargs) -> np.ndarray:
+    """Where ``F.interpolate(mode='bilinear')`` samples along one axis: the interpolated ramp 0, 1, ..., n_in − 1."""
+    ramp = _t64(np.arange(n_in, dtype=np.float64).reshape(1, 1, 1, n_in))
+    if "scale_factor" in kwargs:
+        kwargs["scale_factor"] = (1.0, kwargs["scale_factor"])
+    else:
+        kwargs["size"] = (1, kwargs["size"])
+    return F.interpolate(ramp, mode="bilinear", **kwargs).numpy()[0, 0, 0]
+
+
+def fig_bilinear(out_dir: Path = FIGURE_DIR) -> Path:
+    """Bilinear sampling positions (align_corners False/True, size vs scale_factor) and a 4x4 → 8x8 resize.
+
+    Positions come from ``F.interpolate`` on a ramp (they are the source
+    coordinates clamped to ``[0, n − 1]``); the worked example checks the seed's
+    formula ``(1−λy)((1−λx)a + λx b) + λy((1−λx)c + λx d)`` against the library at one pixel.
+    """
+    rows = [
+        ("4 → 8, align_corners=False", 4, dict(size=8, align_corners=False)),
+        ("4 → 8, align_corners=True", 4, dict(size=8, align_corners=True)),
+        ("5 → 7, size=7   (r = 5/7)", 5, dict(size=7)),
+        ("5 → 7, scale_factor=1.5   (r = 1/1.5)", 5, dict(scale_factor=1.5)),
+    ]
+    positions = [_sample_positions(n, **kw) for _, n, kw in rows]
+    assert np.allclose(positions[0], np.clip((np.arange(8) + 0.5) / 2 - 0.5, 0, 3))
+    assert np.allclose(positions[1], np.arange(8) * 3 / 7)
+    assert not np.allclose(positions[2], positions[3]), "size=7 and scale_factor=1.5 sample differently"
+
+    ramp = _t64(np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4))
+    out = F.interpolate(ramp, size=(8, 8), mode="bilinear", align_corners=False).numpy()[0, 0]
+    a, b, c, d, ly, lx = 0.0, 1.0, 4.0, 5.0, 0.25, 0.75  # out[1, 2]: source (0.25, 0.75)
+    assert np.isclose(out[1, 2], (1 - ly) * ((1 - lx) * a + lx * b) + ly * ((1 - lx) * c + lx * d))
+
+    small = np.array([[0.0, 0.2, 0.2, 0.0], [0.2, 1.0, 0.6, 0.0], [0.2, 0.6, 0.0, 0.0], [0.0, 0.0, 0.0, 0.8]])
+    resized = {ac: F.interpolate(_t64(small[None, None]), size=(8, 8), mode="bilinear", align_corners=ac)
+               .numpy()[0, 0] for ac in (False, True)}
+
+    fig = Figure(figsize=(10, 6.0))
+    grid = fig.add_gridspec(2, 3, height_ratios=[1.3, 1.0])
+    ax = fig.add_subplot(grid[0, :])
+    for r, ((label, n_in, _), pos) in enumerate(zip(rows, positions)):
+        yy = -1.2 * r
+        ax.axhline(yy, color="0.85", lw=0.8, zorder=0)
+        ax.plot(np.arange(n_in), np.full(n_in, yy), "s", ms=11, mfc="#dbe9f6", mec="#1f77b4", zorder=1)
+        ax.plot(pos, np.full(pos.shape, yy), "o", ms=5, color="#c0392b", zorder=2)
+        for o, p in enumerate(pos):
+            ax.text(p, yy - 0.22, str(o), ha="center", va="top", fontsize=6.5, color="#c0392b")
+        ax.text(-0.55, yy + 0.3, label, ha="left", va="bottom", fontsize=8)
+    ax.set_xlim(-0.6, 4.4)
+    ax.set_ylim(-1.2 * len(rows) + 0.6, 0.75)
+    ax.set_yticks([])
+    ax.set_xticks(range(5))
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel("input coordinate: pixel centres (blue squares), output o's sample (red dot o)", fontsize=8)
+    for spine in ("left", "right", "top"):
+        ax.spines[spine].set_visible(False)
+    ax.set_title("where each output pixel samples the input (F.interpolate of a ramp)", fontsize=9)
+    images = [(small, "input 4×4"), (resized[False], "8×8, align_corners=False"),
+              (resized[True], "8×8, align_corners=True")]
+    for col, (array, title) in enumerate(images):
+        ax = fig.add_subplot(grid[1, col])
+        ax.imshow(array, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        _no_ticks(ax)
+    fig.tight_layout()
+    return _save(fig, out_dir, "bilinear")
+
+
+# --------------------------------------------------------------------------------------------- 6. RoIAlign / RoIPool
+def _roi_align_samples(box, size: int, output: int, grid: int, aligned: bool) -> np.ndarray:
+    """The sample points of ``ops.roi_align(..., output, sampling_ratio=grid, aligned)`` as ``(output·grid)² × (y, x)``.
+
+    RoIAlign with ``output·grid`` bins and one sample per bin samples exactly the
+    same points; on the ramps ``f = x`` and ``f = y`` it returns their coordinates.
+    """
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    ramps = _t64(np.stack([yy, xx])[None])
+    rois = _t64([[0.0, *box]])
+    pts = ops.roi_align(ramps, rois, output * grid, sampling_ratio=1, aligned=aligned).numpy()[0]
+    return pts.reshape(2, -1).T
+
+
+def _roi_pool_bins(box, size: int, output: int) -> np.ndarray:
+    """``member[ph, pw, y, x]``: whether pixel ``(y, x)`` lies in RoIPool bin ``(ph, pw)``.
+
+    Computed by ``ops.roi_pool`` on ``size²`` one-hot channels: channel ``p`` is 1
+    at pixel ``p`` only, so the bin's max is 1 exactly when the bin contains ``p``.
+    """
+    one_hot = _t64(np.eye(size * size).reshape(1, size * size, size, size))
+    out = ops.roi_pool(one_hot, _t64([[0.0, *box]]), output).numpy()[0]
+    return out.reshape(size, size, output, output).transpose(2, 3, 0, 1) > 0.5
+
+
+def fig_roi_align(out_dir: Path = FIGURE_DIR) -> Path:
+    """One box on an 8x8 map, 2x2 bins: RoIAlign's samples (aligned False / True) and RoIPool's quantised bins.
+
+    Pixel ``i`` is drawn as the square ``[i − ½, i + ½]`` around its centre ``i``
+    (the coordinate bilinear interpolation uses), so the box ``[x1, x2]`` in
+    image coordinates (pixel ``i`` covering ``[i, i + 1)``) is drawn at ``[x1 − ½, x2 − ½]``.
+    """
+    size, output, grid = 8, 2, 2
+    box = (1.6, 1.2, 6.3, 5.9)  # x1, y1, x2, y2
+    x1, y1, x2, y2 = box
+    yy, xx = np.mgrid[0:size, 0:size]
+    backdrop = np.exp(-((yy - 3.5) ** 2 + (xx - 4.0) ** 2) / 12.0)
+
+    samples = {aligned: _roi_align_samples(box, size, output, grid, aligned) for aligned in (False, True)}
+    shift = samples[False] - samples[True]
+    assert np.allclose(shift, 0.5), "aligned=True samples half a pixel up-left of aligned=False"
+    bins = _roi_pool_bins(box, size, output)
+    assert bins[0, 0, 1:4, 2:5].all() and bins[0, 1, 1:4, 4:7].all(), "rounded box, overlapping bins"
+
+    fig = Figure(figsize=(10.5, 4.1))
+    axes = fig.subplots(1, 3)
+    titles = {False: "roi_align, aligned=False\n(samples ½ pixel down-right)",
+              True: "roi_align, aligned=True\n(box shifted by −½: samples centred)"}
+    for ax, aligned in zip(axes[:2], (False, True)):
+        ax.imshow(backdrop, cmap="Greys", vmin=0, vmax=2.5)
+        _pixel_grid(ax, size, size)
+        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="k", lw=2))
+        sy0, sx0 = (y1, x1) if not aligned else (y1 - 0.5, x1 - 0.5)
+        bh, bw = (y2 - y1) / output, (x2 - x1) / output
+        for ph in range(output):
+            for pw in range(output):
+                colour = BIN_COLOURS[ph * output + pw]
+                ax.add_patch(Rectangle((sx0 + pw * bw, sy0 + ph * bh), bw, bh, fill=False, ec=colour, lw=1.2, ls="--"))
+        pts = samples[aligned].reshape(output, grid, output, grid, 2)
+        for ph in range(output):
+            for pw in range(output):
+                p = pts[ph, :, pw, :].reshape(-1, 2)
+                ax.plot(p[:, 1], p[:, 0], "o", ms=5, color=BIN_COLOURS[ph * output + pw], mec="k", mew=0.5)
+        ax.set_title(titles[aligned], fontsize=9)
+    ax = axes[2]
+    ax.imshow(backdrop, cmap="Greys", vmin=0, vmax=2.5)
+    _pixel_grid(ax, size, size)
+    for ph in range(output):
+        for pw in range(output):
+            colour = BIN_COLOURS[ph * output + pw]
+            ys, xs = np.nonzero(bins[ph, pw])
+            for py, px in zip(ys, xs):
+                ax.add_patch(Rectangle((px - 0.5, py - 0.5), 1, 1, fc=colour, alpha=0.25, ec="none"))
+            inset = 0.07
+            left, top = xs.min() - 0.5 + inset, ys.min() - 0.5 + inset
+            width, height = xs.max() - xs.min() + 1 - 2 * inset, ys.max() - ys.min() + 1 - 2 * inset
+            ax.add_patch(Rectangle((left, top), width, height, fill=False, ec=colour, lw=2))
+    ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="k", lw=2))
+    ax.set_title("roi_pool: box rounded to pixels 2–6 × 1–6,\nbins floor/ceil: columns 2–4 and 4–6 share 4",
+                 fontsize=9)
+    for ax in axes:
+        ax.set_xticks(range(size))
+        ax.set_yticks(range(size))
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"box (x1, y1, x2, y2) = {box} (black) on an 8×8 map, output 2×2, sampling_ratio 2", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return _save(fig, out_dir, "roi_align")
+
+
+# --------------------------------------------------------------------------------------------- 7. NMS
+def fig_nms(out_dir: Path = FIGURE_DIR) -> Path:
+    """Jittered candidate boxes around the objects of a SyntheticShapes image, before and after ``ops.nms(…, 0.5)``.
+
+    Each candidate's score is its IoU with its object's box (``ops.box_iou``)
+    plus a little noise, as a detector's confidence would roughly be.
+    """
+    ds = SyntheticShapes(num_images=1, size=(96, 96), seed=7, min_objects=3, max_objects=3, min_size=22, noise=2.0)
+    image, _ = ds[0]
+    truth = ds.instances(0)["boxes"].astype(np.float64)
+    rng = np.random.default_rng(1)
+    candidates, scores = [], []
+    for gt in truth:
+        side = np.array([gt[2] - gt[0], gt[3] - gt[1], gt[2] - gt[0], gt[3] - gt[1]])
+        jitter = gt + rng.normal(0.0, 0.12, size=(7, 4)) * side
+        jitter[:, 2:] = np.maximum(jitter[:, 2:], jitter[:, :2] + 2.0)
+        iou = ops.box_iou(jitter, gt[None]).reshape(-1)
+        candidates.append(jitter)
+        scores.append(np.clip(iou + rng.normal(0.0, 0.05, size=iou.shape), 0.05, 0.99))
+    boxes = ops.clip_boxes_to_image(np.concatenate(candidates), image.shape[:2])
+    score = np.concatenate(scores)
+    keep = ops.nms(boxes, score, 0.5)
+    assert len(keep) < len(boxes) and np.all(np.diff(score[keep]) <= 0), "kept in decreasing score order"
+    kept_iou = ops.box_iou(boxes[keep], boxes[keep])
+    assert np.all(kept_iou[~np.eye(len(keep), dtype=bool)] <= 0.5), "no two kept boxes overlap by IoU > 0.5"
+
+    fig = Figure(figsize=(8.8, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    cmap = colormaps["plasma"]
+    for ax, which, title in ((axes[0], np.arange(len(boxes)), f"{len(boxes)} candidates (colour = score)"),
+                             (axes[1], keep, f"nms(boxes, scores, iou_threshold=0.5): {len(keep)} kept")):
+        ax.imshow(image, interpolation="nearest")
+        for i in which:
+            bx1, by1, bx2, by2 = boxes[i]
+            ax.add_patch(Rectangle((bx1 - 0.5, by1 - 0.5), bx2 - bx1, by2 - by1, fill=False,
+                                   ec=cmap(score[i]), lw=2.4 if which is keep else 1.2))
+            if which is keep:
+                ax.text(bx1 - 0.5, by1 - 1.5, f"{score[i]:.2f}", fontsize=8, color="k",
+                        bbox=dict(fc=cmap(score[i]), ec="none", pad=1, alpha=0.9))
+        ax.set_title(title, fontsize=9)
+        _no_ticks(ax)
+    fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=axes, shrink=0.8, label="score")
+    return _save(fig, out_dir, "nms")
+
+
+# --------------------------------------------------------------------------------------------- 8. metrics
+def fig_metrics(out_dir: Path = FIGURE_DIR) -> Path:
+    """The seed's 5x5 masks and the TP/FP/FN/TN map, titled with ``binary_metrics``' numbers."""
+    m = binary_metrics(SEED_PRED, SEED_TRUE)
+    expected = dict(precision=1.0, recall=0.615, accuracy=0.8, f1=0.762, iou=0.615, dice=0.762)
+    for key, value in expected.items():
+        assert round(m[key], 3) == value, (key, m[key])
+    kind = np.select(
+        [(SEED_PRED == 1) & (SEED_TRUE == 1), (SEED_PRED == 1) & (SEED_TRUE == 0), (SEED_PRED == 0) & (SEED_TRUE == 1)],
+        [0, 1, 2], default=3,
+    )
+    names = ("TP", "FP", "FN", "TN")
+    counts = {name: int(np.sum(kind == i)) for i, name in enumerate(names)}
+    assert counts == dict(TP=8, FP=0, FN=5, TN=12)
+    colours = ListedColormap(["#2ca02c", "#d62728", "#ff9f1c", "#e6e6e6"])
+
+    fig = Figure(figsize=(9, 3.5))
+    axes = fig.subplots(1, 3)
+    for ax, mask, title in ((axes[0], SEED_TRUE, "true mask (13 foreground)"),
+                            (axes[1], SEED_PRED, "predicted mask (8 foreground)")):
+        ax.imshow(mask, cmap="Greys", vmin=0, vmax=1.6)
+        _annotate(ax, mask, "{:d}", size=9, dark=mask == 1)
+        _pixel_grid(ax, 5, 5, "0.4")
+        ax.set_title(title, fontsize=9)
+        _no_ticks(ax)
+    ax = axes[2]
+    ax.imshow(kind, cmap=colours, vmin=-0.5, vmax=3.5)
+    for (r, c), v in np.ndenumerate(kind):
+        ax.text(c, r, names[v], ha="center", va="center", fontsize=8)
+    _pixel_grid(ax, 5, 5, "0.4")
+    ax.set_title("  ".join(f"{n}={counts[n]}" for n in names), fontsize=9)
+    _no_ticks(ax)
+    fig.suptitle(
+        f"binary_metrics: precision {m['precision']:.3f}  recall {m['recall']:.3f}  accuracy {m['accuracy']:.3f}  "
+        f"F1 = Dice {m['f1']:.3f}  IoU {m['iou']:.3f}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_dir, "metrics")
+
+
+# --------------------------------------------------------------------------------------------- 9. K-means
+def fig_kmeans(out_dir: Path = FIGURE_DIR) -> Path:
+    """matplotlib's Grace Hopper photo (downsampled to 128x150) and its k = 5 colour clusters from ``kmeans``."""
+    with Image.open(get_sample_data("grace_hopper.jpg", asfileobj=False)) as photo:
+        rgb = np.asarray(photo.convert("RGB").resize((128, 150), Image.BILINEAR), dtype=np.float64)
+    h, w, _ = rgb.shape
+    labels, centers = kmeans(rgb.reshape(-1, 3), 5, iters=30, seed=0)
+    order = np.argsort(centers.sum(axis=1))  # dark to light, for a stable legend
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    labels, centers = rank[labels], centers[order]
+    fractions = np.bincount(labels, minlength=5) / labels.size
+    assert np.isclose(fractions.sum(), 1.0) and np.all(fractions > 0)
+
+    fig = Figure(figsize=(8.8, 3.5))
+    axes = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=[1, 1, 0.9]))
+    axes[0].imshow(rgb.astype(np.uint8), interpolation="nearest")
+    axes[0].set_title(f"photo ({h}×{w}, {h * w} RGB points)", fontsize=9)
+    axes[1].imshow(centers[labels].reshape(h, w, 3).astype(np.uint8), interpolation="nearest")
+    axes[1].set_title("each pixel → its cluster's centre colour", fontsize=9)
+    for ax in axes[:2]:
+        _no_ticks(ax)
+    ax = axes[2]
+    for j, (centre, share) in enumerate(zip(centers, fractions)):
+        ax.barh(j, share, color=centre / 255.0, ec="k", lw=0.5)
+        ax.text(share + 0.01, j, f"{share:.0%}  ({centre[0]:.0f}, {centre[1]:.0f}, {centre[2]:.0f})",
+                va="center", fontsize=8)
+    ax.set_xlim(0, max(fractions) + 0.45)
+    ax.set_yticks(range(5))
+    ax.set_yticklabels([f"cluster {j}" for j in range(5)], fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.invert_yaxis()
+    ax.set_title("k = 5 centres (RGB) and pixel shares", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_dir, "kmeans")
+
+
+# --------------------------------------------------------------------------------------------- 10. models
+def _model_summaries() -> dict:
+    """``summary`` tables of small FCN-8s, U-Net and SegNet on a (1, 3, 64, 64) input."""
+    models = {
+        "FCN-8s (width 1/16)": fcn8s(num_classes=4, width=1 / 16),
+        "U-Net (base 8, depth 4)": unet(num_classes=4, base_channels=8, depth=4),
+        "SegNet (width 1/16)": segnet(num_classes=4, width=1 / 16),
+    }
+    return {name: summary(model, (1, 3, 64, 64)) for name, model in models.items()}
+
+
+def fig_models(out_dir: Path = FIGURE_DIR) -> Path:
+    """The height of every leaf layer's output through FCN-8s, U-Net and SegNet (from ``models.summary``)."""
+    marks = {"MaxPool2d": ("v", "pool"), "MaxUnpool2d": ("^", "unpool"), "ConvTranspose2d": ("^", "transposed conv"),
+             "Upsample": ("^", "upsample")}
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 3, sharey=True)
+    for ax, (name, (_, totals)) in zip(axes, _model_summaries().items()):
+        layers = [r for r in totals["layers"] if r["type"] not in ("ReLU", "BatchNorm2d", "Dropout")]
+        heights = [r["output_shape"][2] for r in layers]
+        ax.plot(range(len(layers)), heights, "-", color="0.6", lw=1)
+        ax.plot(range(len(layers)), heights, ".", color="0.3", ms=4)
+        shown = set()
+        for i, r in enumerate(layers):
+            if r["type"] in marks:
+                marker, label = marks[r["type"]]
+                ax.plot(i, heights[i], marker, ms=7, color="#c0392b" if marker == "v" else "#1f77b4",
+                        label=None if label in shown else label)
+                shown.add(label)
+        assert totals["output_shape"] == (1, 4, 64, 64)
+        if heights[-1] != 64:
+            ax.plot([len(layers) - 1, len(layers)], [heights[-1], 64], ":", color="0.4")
+            ax.plot(len(layers), 64, "x", ms=7, color="k", label="crop (not a layer)")
+        ax.set_yscale("log", base=2)
+        ax.set_yticks([2, 4, 8, 16, 32, 64, 128, 256])
+        ax.set_yticklabels(["2", "4", "8", "16", "32", "64", "128", "256"])
+        ax.set_title(f"{name}\n{totals['total_params']:,} params, {totals['total_macs'] / 1e6:.0f} M mult-adds",
+                     fontsize=9)
+        ax.set_xlabel("layer (conv, pool, up; BN/ReLU omitted)", fontsize=8)
+        ax.legend(fontsize=7, loc="lower left")
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("output height (input 64)", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_dir, "models")
+
+
+FIGURES: dict[str, Callable[[Path], Path]] = {
+    "autograd": fig_autograd,
+    "im2col": fig_im2col,
+    "checkerboard": fig_checkerboard,
+    "unpool": fig_unpool,
+    "bilinear": fig_bilinear,
+    "roi_align": fig_roi_align,
+    "nms": fig_nms,
+    "metrics": fig_metrics,
+    "kmeans": fig_kmeans,
+    "models": fig_models,
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=sorted(FIGURES), metavar="NAME",
+                        help=f"make only this figure (repeatable); one of {', '.join(FIGURES)}")
+    parser.add_argument("--out", type=Path, default=FIGURE_DIR, help="output directory (default docs/figures)")
+    args = parser.parse_args(argv)
+    for name in args.only or list(FIGURES):
+        start = time.perf_counter()
+        path = FIGURES[name](args.out)
+        kib = path.stat().st_size / 1024
+        print(f"{name:<13} {path}  {kib:6.1f} KiB  {time.perf_counter() - start:5.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
