@@ -13,7 +13,13 @@ import minitorchseg as mts
 import minitorchseg.functional as F
 from minitorchseg import nn
 from minitorchseg.autograd import gradcheck
-from tests.kernels.conv_cases import assert_conv_close, conv_geometries, noncontiguous, transpose_geometries
+from tests.kernels.conv_cases import (
+    assert_conv_close,
+    conv_geometries,
+    gradient_magnitudes,
+    noncontiguous,
+    transpose_geometries,
+)
 from tests.strategies import dtypes, randn, seeds, settings_fast
 from tests.torch_ref import upstream
 
@@ -33,11 +39,12 @@ def compare(ours, theirs, arrays, k_out, k_in):
     g = upstream(out.shape, out.dtype)
     out.backward(mts.tensor(g))
     expected.backward(torch.tensor(g))
+    magnitudes = gradient_magnitudes(theirs, arrays, g)
     names = ["grad input", "grad weight", "grad bias"]
     kinds = ["output", "weight", "weight"]
-    for m, r, name, kind in zip(mine, ref, names, kinds):
+    for m, r, name, kind, magnitude in zip(mine, ref, names, kinds, magnitudes):
         assert m.grad is not None and m.grad.shape == m.shape, name
-        assert_conv_close(m.grad.numpy(), r.grad.numpy(), kind, k_in if kind == "output" else k_out, name)
+        assert_conv_close(m.grad.numpy(), r.grad.numpy(), kind, k_in if kind == "output" else k_out, name, magnitude)
 
 
 @settings_fast

@@ -17,33 +17,41 @@ adds each column entry back to the pixel it was read from::
     cols = w[g·Cg : (g+1)·Cg].reshape(Cg, Og·kh·kw).T @ x[n, g·Cg : (g+1)·Cg]       (GEMM)
     out[n, g·Og + o, y·sh + i·dh − ph, x·sw + j·dw − pw] += cols[(o, i, j), (y, x)]  (col2im)
 
-So the six entries below are four ways to call two routines:
+At stride 1 the transpose is itself a convolution, with the kernel rotated by
+180° and input/output channels swapped (:func:`_flipped`), padded by
+``d·(k−1) − p``; conv_transpose2d takes that im2col route whenever it writes
+fewer columns (``Cin ≤ Cout``: e.g. the input gradient of a 3x3 conv that keeps
+its channel count).
 
-=====================================  ===========================================
+So the six entries below are a few ways to call two routines:
+
+=====================================  ===================================================
 entry                                  computed as
-=====================================  ===========================================
+=====================================  ===================================================
 conv2d_forward                         im2col(x) then ``w @ cols``
 conv2d_backward_input                  conv_transpose2d_forward(grad_out, w, ...)
 conv2d_backward_weight                 ``Σ_n grad_out @ im2col(x).T``
-conv_transpose2d_forward               ``w.T @ x`` then col2im
+conv_transpose2d_forward               ``w.T @ x`` then col2im (or, at stride 1, a conv2d)
 conv_transpose2d_backward_input        conv2d_forward(grad_out, w, ...)
 conv_transpose2d_backward_weight       conv2d_backward_weight with x and grad_out swapped
-=====================================  ===========================================
+=====================================  ===================================================
 
 Memory traffic: the column matrix of a whole batch is large (N8 C64 128x128 k3:
-8 · 576 · 16384 floats = 300 MB), so it is never built at once. Each image is
-cut into tiles of output rows (or, for col2im, of output channels) whose column
-block fits in ``_TILE_BYTES``; a tile is written by Numba, consumed at once by
-one BLAS call while it is still in cache, and the buffer is reused. The GEMM
-writes straight into the output array (a strided view), so nothing is copied
-or transposed afterwards. A 1x1 kernel with stride 1 and no padding needs no
+8 · 576 · 16384 floats = 300 MB), so it is never built at once. The job is cut
+into blocks of about ``_BLOCK_BYTES`` of columns — whole images when they fit,
+else bands of output rows (for col2im: of output channels) of one image. A
+block's columns are written by Numba and consumed at once by one BLAS call while
+they are still in cache, in a per-thread buffer that is reused; the GEMM writes
+straight into the output array (a strided view), so nothing is copied or
+transposed afterwards. A 1x1 kernel with stride 1 and no padding needs no
 columns at all: the image itself is the column matrix.
 
-Parallelism: im2col runs ``prange`` over the rows ``(c, i, j)`` of the column
-matrix (each writes its own row); col2im runs ``prange`` over output channel
-planes, each plane owned by one thread, so the scatter-adds never race and every
-sum is taken in the same order on every run (deterministic). The GEMMs use
-BLAS's own threads.
+Parallelism: one worker thread per core (:class:`_Workers`) takes every T-th
+block and runs it start to finish, im2col or col2im included, with BLAS limited
+to one thread. Each block writes its own rows of the output (its own planes for
+col2im), so no two threads ever add into the same element; weight gradients are
+per-worker partial sums added in worker order. Every result is the same on
+every run (deterministic).
 
 Sizes are validated by the caller (``minitorchseg.functional.conv``); the
 kernels additionally clip every read and write to the array bounds, so no
@@ -52,6 +60,7 @@ geometry can index out of range.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -75,6 +84,9 @@ __all__ = [
 # image, so memory stays bounded at any image size; a block is also no larger
 # than an even share of the whole job, so that every worker gets some.
 _BLOCK_BYTES = 4 << 20
+# Below this many bytes of columns a job runs on the caller's thread alone: handing
+# it to the workers would cost more than it saves.
+_PARALLEL_BYTES = 1 << 20
 
 
 def _valid_range(out_len: int, size: int, offset: int, stride: int) -> tuple[int, int]:
@@ -118,7 +130,7 @@ def _im2col_kernel(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, out_w, y0):
     tiles = cols.shape[2] // out_w if out_w > 0 else 0
     width = uint64(out_w)
     step = uint64(sw)
-    for task in prange(cols.shape[0] * rows):
+    for task in prange(min(cols.shape[0], x.shape[0]) * rows):
         b = task // rows
         r = task % rows
         c = r // khw
@@ -176,7 +188,7 @@ def _col2im_kernel(cols, out, kh, kw, sh, sw, ph, pw, dh, dw, in_w, o0):
     planes = cols.shape[1] // khw
     h = cols.shape[2] // in_w if in_w > 0 else 0
     step = uint64(sw)
-    for task in prange(cols.shape[0] * planes):
+    for task in prange(min(cols.shape[0], out.shape[0]) * planes):
         b = task // planes
         o = task % planes
         if o0 + o >= out.shape[1]:
@@ -225,47 +237,57 @@ class _Workers:
     im2col (the serial kernel binding), then the GEMM with BLAS limited to one
     thread — so the only synchronisation is the final join.
 
-    Limiting BLAS needs ``threadpoolctl``; without it (or with one thread) every
-    block runs on the caller's thread with the parallel kernels and threaded BLAS.
+    Small jobs (under ``_PARALLEL_BYTES`` of columns, or a single block) run on the
+    caller with the serial kernels. Limiting BLAS needs ``threadpoolctl``; without
+    it every block runs on the caller with the parallel kernels and threaded BLAS.
+    One convolution at a time uses the workers (the BLAS limit is process-wide).
     """
 
     def __init__(self):
         self._pool = None
         self._size = 0
+        self._pid = 0
         self._blas = None
         self._lock = threading.Lock()
 
-    def _ready(self, threads: int) -> bool:
-        if threads < 2:
-            return False
-        with self._lock:
-            if self._blas is None:
-                try:
-                    from threadpoolctl import ThreadpoolController
-                except ImportError:
-                    self._blas = False
-                else:
-                    self._blas = ThreadpoolController().select(user_api="blas")
-            if self._blas is False:
-                return False
-            if self._size < threads:
-                self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="conv")
-                self._size = threads
-        return True
+    def _blas_limiter(self):
+        """threadpoolctl's controller of the loaded BLAS libraries, or None without threadpoolctl."""
+        if self._blas is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                self._blas = False
+            else:
+                self._blas = ThreadpoolController().select(user_api="blas")
+        return self._blas or None
 
-    def map(self, work, blocks: list) -> list:
-        """``[work(blocks[k::T], serial) for k < T]`` on the workers (``serial=True``), or on the caller.
+    def _executor(self, threads: int) -> ThreadPoolExecutor:
+        """The worker pool, (re)created when too small or inherited through a fork (its threads are gone)."""
+        if self._size < threads or self._pid != os.getpid():
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="conv")
+            self._size = threads
+            self._pid = os.getpid()
+        return self._pool
 
-        ``work(blocks, serial)`` processes its blocks in order and returns a value;
-        the results come back in worker order, so any reduction over them is
-        deterministic.
+    def map(self, work, blocks: list, nbytes: int) -> list:
+        """``[work(blocks[k::T], True) for k < T]`` on the workers, or ``[work(blocks, serial)]`` on the caller.
+
+        ``work(blocks, serial)`` processes its blocks in order and returns a value
+        (``serial``: use the serial kernel bindings); the results come back in
+        worker order, so any reduction over them is deterministic. ``nbytes``:
+        the job's total column bytes.
         """
         threads = min(numba.get_num_threads(), len(blocks))
-        if not self._ready(threads):
-            return [work(blocks, False)]
-        with self._blas.limit(limits=1):
-            futures = [self._pool.submit(work, blocks[k::threads], True) for k in range(threads)]
-            return [f.result() for f in futures]
+        if threads < 2 or nbytes < _PARALLEL_BYTES:
+            return [work(blocks, True)]
+        with self._lock:
+            limiter = self._blas_limiter()
+            if limiter is None:
+                return [work(blocks, False)]
+            pool = self._executor(threads)
+            with limiter.limit(limits=1):
+                futures = [pool.submit(work, blocks[k::threads], True) for k in range(threads)]
+                return [f.result() for f in futures]
 
 
 _workers = _Workers()
@@ -340,7 +362,8 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
                 im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Wo, y0)
             np.matmul(wm, cols.reshape(n1 - n0, groups, K, -1), out=out[n0:n1, :, :, y0 * Wo : y1 * Wo])
 
-    _workers.map(work, _blocks(N, Ho, C * kh * kw * Wo * x.itemsize))
+    row_bytes = C * kh * kw * Wo * x.itemsize
+    _workers.map(work, _blocks(N, Ho, row_bytes), N * Ho * row_bytes)
     return out.reshape(N, O, Ho, Wo)
 
 
@@ -382,7 +405,8 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
             part += product[0] if n1 - n0 == 1 else product.sum(axis=0)
         return part
 
-    parts = _workers.map(work, _blocks(N, Ho, C * kh * kw * Wo * x.itemsize))
+    row_bytes = C * kh * kw * Wo * x.itemsize
+    parts = _workers.map(work, _blocks(N, Ho, row_bytes), N * Ho * row_bytes)
     grad_w = parts[0]
     for part in parts[1:]:
         grad_w += part
@@ -420,8 +444,9 @@ def _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
             col2im(cols, out[n0:n1], kh, kw, sh, sw, ph, pw, dh, dw, W, g * Og + o0)
 
     # a block's "rows" are output channels of one group, each kh·kw rows of H·W columns
-    per_group = _blocks(N, Og, khw * H * W * x.itemsize)
-    _workers.map(work, [(g,) + block for g in range(groups) for block in per_group])
+    row_bytes = khw * H * W * x.itemsize
+    per_group = _blocks(N, Og, row_bytes)
+    _workers.map(work, [(g,) + block for g in range(groups) for block in per_group], N * O * row_bytes)
     return out
 
 

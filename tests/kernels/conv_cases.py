@@ -8,7 +8,9 @@ length of one dot product, weight gradients ``max |a − b| ≤ 1e-5·max |ref|`
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from unittest import mock
 
 import numpy as np
 from hypothesis import assume
@@ -16,7 +18,10 @@ from hypothesis import strategies as st
 
 from kernels.geometry import conv_output_size, conv_transpose_output_size
 
-__all__ = ["Geometry", "conv_geometries", "transpose_geometries", "noncontiguous", "assert_conv_close"]
+__all__ = [
+    "Geometry", "conv_geometries", "transpose_geometries", "noncontiguous", "assert_conv_close", "execution",
+    "executions", "gradient_magnitudes",
+]
 
 F32_PER_SQRT_K = 2e-6  # outputs and input gradients, times √K·max(1, max|ref|)
 F32_WEIGHT_GRAD = 1e-5  # weight (and bias) gradients, times max|ref|
@@ -62,6 +67,30 @@ class Geometry:
                 (self.h, self.w), self.kernel, self.stride, self.padding, self.output_padding, self.dilation
             )
         )
+
+
+# How kernels.cpu.conv runs a job: its column-block size (the default, or tiny
+# ones that cut every image into one-row / one-channel blocks or group a few
+# images per block) and who runs the blocks: the caller alone with the serial
+# kernels, the worker threads, or the caller with the parallel kernels (what
+# happens without threadpoolctl).
+executions = st.tuples(
+    st.sampled_from([None, 1, 600, 5000]), st.sampled_from(["caller", "workers", "caller-parallel"])
+)
+
+
+@contextlib.contextmanager
+def execution(block_bytes, mode):
+    from kernels.cpu import conv as conv_kernels
+
+    with contextlib.ExitStack() as stack:
+        if block_bytes is not None:
+            stack.enter_context(mock.patch.object(conv_kernels, "_BLOCK_BYTES", block_bytes))
+        if mode != "caller":
+            stack.enter_context(mock.patch.object(conv_kernels, "_PARALLEL_BYTES", 0))
+        if mode == "caller-parallel":
+            stack.enter_context(mock.patch.object(conv_kernels._workers, "_blas_limiter", lambda: None))
+        yield
 
 
 _pairs = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))  # noqa: E731
@@ -111,8 +140,29 @@ def noncontiguous(a: np.ndarray) -> np.ndarray:
     return view
 
 
-def assert_conv_close(ours: np.ndarray, ref: np.ndarray, kind: str, k: int, what: str) -> None:
-    """Compare with SEMANTICS §0's tolerance: ``kind`` is 'output' (also input grads) or 'weight'."""
+def gradient_magnitudes(torch_fn, arrays, upstream) -> list[float]:
+    """For each input, the largest ``Σ |term|`` of its gradient's sums (torch, float64).
+
+    conv is linear in each argument, so back-propagating ``|upstream|`` through
+    ``torch_fn(|arrays|)`` adds up the absolute values of the terms that make each
+    gradient element. That is the scale of float32 rounding error in a sum
+    (which ``max |gradient|`` underestimates when the terms cancel).
+    """
+    import torch
+
+    leaves = [torch.tensor(np.abs(a).astype(np.float64), requires_grad=True) for a in arrays]
+    torch_fn(*leaves).backward(torch.tensor(np.abs(upstream).astype(np.float64)))
+    return [float(t.grad.abs().max()) if t.grad is not None and t.grad.numel() else 0.0 for t in leaves]
+
+
+def assert_conv_close(ours: np.ndarray, ref: np.ndarray, kind: str, k: int, what: str,
+                      magnitude: float | None = None) -> None:
+    """Compare with SEMANTICS §0's tolerance: ``kind`` is 'output' (also input grads) or 'weight'.
+
+    For float32 weight (and bias) gradients the bound is relative to
+    ``magnitude`` (:func:`gradient_magnitudes`) when given: with no cancellation it
+    equals ``max |ref|``, SEMANTICS's scale.
+    """
     assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
     assert ours.dtype == ref.dtype, f"{what}: dtype {ours.dtype} != {ref.dtype}"
     if ref.size == 0:
@@ -122,7 +172,7 @@ def assert_conv_close(ours: np.ndarray, ref: np.ndarray, kind: str, k: int, what
     if ref.dtype == np.float64:
         bound = F64_REL * max(1.0, scale)
     elif kind == "weight":
-        bound = F32_WEIGHT_GRAD * max(scale, 1e-30)
+        bound = F32_WEIGHT_GRAD * max(scale if magnitude is None else magnitude, 1e-30)
     else:
         bound = F32_PER_SQRT_K * np.sqrt(k) * max(1.0, scale)
     assert err <= bound, f"{what}: max |ours − torch| = {err:.3g} > {bound:.3g} (max |torch| = {scale:.3g}, K = {k})"

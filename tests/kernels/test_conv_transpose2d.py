@@ -1,24 +1,26 @@
 """kernels.cpu conv_transpose2d entries against torch: forward, input and weight gradients (through torch autograd)."""
 
-from unittest import mock
-
 import numpy as np
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels.cpu import conv as conv_kernels
 from kernels.cpu import (
     conv2d_forward,
     conv_transpose2d_backward_input,
     conv_transpose2d_backward_weight,
     conv_transpose2d_forward,
 )
-from tests.kernels.conv_cases import assert_conv_close, noncontiguous, transpose_geometries
+from tests.kernels.conv_cases import (
+    assert_conv_close,
+    execution,
+    executions,
+    gradient_magnitudes,
+    noncontiguous,
+    transpose_geometries,
+)
 from tests.strategies import dtypes, randn, seeds, settings_fast
 from tests.torch_ref import upstream
-
-tile_bytes = st.sampled_from([conv_kernels._BLOCK_BYTES, 1, 600, 5000])
 
 
 def torch_conv_transpose2d(x, w, g, go):
@@ -33,8 +35,8 @@ def torch_conv_transpose2d(x, w, g, go):
 
 
 @settings_fast
-@given(g=transpose_geometries(), seed=seeds, dtype=dtypes, strided=st.booleans(), tile=tile_bytes)
-def test_conv_transpose2d_entries_match_torch(g, seed, dtype, strided, tile):
+@given(g=transpose_geometries(), seed=seeds, dtype=dtypes, strided=st.booleans(), run=executions)
+def test_conv_transpose2d_entries_match_torch(g, seed, dtype, strided, run):
     # transposed-conv weight (Cin, Cout/groups, kh, kw): here Cin = groups·cg, Cout/groups = og
     x = randn(seed, (g.n, g.cin, g.h, g.w), dtype)
     w = randn(seed + 1, (g.cin, g.og) + g.kernel, dtype)
@@ -42,7 +44,7 @@ def test_conv_transpose2d_entries_match_torch(g, seed, dtype, strided, tile):
     ref_out, ref_gx, ref_gw = torch_conv_transpose2d(x, w, g, go)
     if strided:
         x, w, go = noncontiguous(x), noncontiguous(w), noncontiguous(go)
-    with mock.patch.object(conv_kernels, "_BLOCK_BYTES", tile):
+    with execution(*run):
         out = conv_transpose2d_forward(x, w, g.stride, g.padding, g.output_padding, g.groups, g.dilation)
         gx = conv_transpose2d_backward_input(go, w, g.stride, g.padding, g.groups, g.dilation)
         gw = conv_transpose2d_backward_weight(x, go, g.kernel, g.stride, g.padding, g.groups, g.dilation)
@@ -52,7 +54,13 @@ def test_conv_transpose2d_entries_match_torch(g, seed, dtype, strided, tile):
     gx = gx[:, :, : g.h, : g.w]
     assert_conv_close(out, ref_out, "output", g.cg * g.kernel[0] * g.kernel[1], "forward")
     assert_conv_close(gx, ref_gx, "output", g.og * g.kernel[0] * g.kernel[1], "grad input")
-    assert_conv_close(gw, ref_gw, "weight", g.og * g.kernel[0] * g.kernel[1], "grad weight")
+    magnitude = gradient_magnitudes(
+        lambda x, w: torch.nn.functional.conv_transpose2d(
+            x, w, None, g.stride, g.padding, g.output_padding, g.groups, g.dilation
+        ),
+        [x, w], go,
+    )[1]
+    assert_conv_close(gw, ref_gw, "weight", g.og * g.kernel[0] * g.kernel[1], "grad weight", magnitude)
 
 
 @settings_fast
