@@ -600,7 +600,7 @@ def _model_summaries() -> dict:
     """``summary`` tables of small FCN-8s, U-Net and SegNet on a (1, 3, 64, 64) input."""
     models = {
         "FCN-8s (width 1/16)": fcn8s(num_classes=4, width=1 / 16),
-        "U-Net (base 8, depth 4)": unet(num_classes=4, base_channels=8, depth=4),
+        "U-Net (base 4 = width 1/16)": unet(num_classes=4, base_channels=4, depth=4),
         "SegNet (width 1/16)": segnet(num_classes=4, width=1 / 16),
     }
     return {name: summary(model, (1, 3, 64, 64)) for name, model in models.items()}
