@@ -1,6 +1,7 @@
 """kernels.cpu conv_transpose2d entries against torch: forward, input and weight gradients (through torch autograd)."""
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -119,3 +120,21 @@ def test_conv_transpose2d_hand_example():
     np.testing.assert_array_equal(
         conv_transpose2d_backward_weight(x, ones, (2, 2), (2, 2), (0, 0), 1, (1, 1)), np.full((1, 1, 2, 2), 10.0)
     )
+
+
+@pytest.mark.parametrize("cg, og", [(2, 3), (3, 2)])
+@pytest.mark.parametrize("padding, output_padding, dilation", [
+    ((0, 0), (0, 0), (1, 1)),
+    ((3, 1), (1, 0), (2, 1)),
+    ((5, 2), (1, 0), (2, 1)),  # rotated-kernel padding (−1, −1)
+])
+def test_stride1_routes_agree(cg, og, padding, output_padding, dilation):
+    """At stride 1 the transposed conv may run as a conv2d with the rotated kernel (padding d(k−1) − p,
+    negative = a crop); it must equal the GEMM + col2im route, groups included."""
+    from kernels.cpu import conv as conv_kernels
+
+    x = randn(0, (2, 2 * cg, 8, 6))
+    w = randn(1, (2 * cg, og, 3, 2))
+    out = conv_transpose2d_forward(x, w, (1, 1), padding, output_padding, 2, dilation)
+    scatter = conv_kernels._conv_transpose2d_gemm(x, w, (1, 1), padding, dilation, 2, out.shape[2:])
+    np.testing.assert_allclose(out, scatter, rtol=1e-12, atol=1e-12)
