@@ -22,3 +22,26 @@ from kernels.cpu.nms import nms
 from kernels.cpu.pool import max_pool2d_backward, max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward
 from kernels.cpu.roi_align import roi_align_backward, roi_align_forward
 from kernels.cpu.roi_pool import roi_pool_backward, roi_pool_forward
+
+__all__ = [
+    "conv2d_forward",
+    "conv2d_backward_input",
+    "conv2d_backward_weight",
+    "conv_transpose2d_forward",
+    "conv_transpose2d_backward_input",
+    "conv_transpose2d_backward_weight",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "max_unpool2d_forward",
+    "max_unpool2d_backward",
+    "upsample_bilinear2d_forward",
+    "upsample_bilinear2d_backward",
+    "upsample_nearest2d_forward",
+    "upsample_nearest2d_backward",
+    "roi_align_forward",
+    "roi_align_backward",
+    "roi_pool_forward",
+    "roi_pool_backward",
+    "nms",
+    "kmeans_assign",
+]
