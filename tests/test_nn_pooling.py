@@ -41,7 +41,11 @@ def test_max_pool2d_matches_torch(g, seed, dtype, unbatched, contiguous):
     def theirs(t):
         return TF.max_pool2d(t, kernel, stride, padding, dilation, ceil_mode)
 
-    check_against_torch(ours, theirs, [x if contiguous else strided(x)])
+    # A window with no in-bounds tap has index ≥ H·W; torch's backward then writes outside the
+    # plane (memory corruption), so the gradients are compared with torch only when every index is in it.
+    ref_idx = TF.max_pool2d(torch.tensor(x), kernel, stride, padding, dilation, ceil_mode, return_indices=True)[1]
+    in_plane = bool(((ref_idx >= 0) & (ref_idx < g.h * g.w)).all())
+    check_against_torch(ours, theirs, [x if contiguous else strided(x)], grad=in_plane)
 
 
 @settings_fast
