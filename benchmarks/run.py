@@ -25,6 +25,7 @@ MODULES: dict[str, str] = {
     "max_pool2d": "benchmarks.bench_pool",
     "max_unpool2d": "benchmarks.bench_pool",
     "interpolate": "benchmarks.bench_interpolate",
+    "unet_step": "benchmarks.bench_unet_step",
 }
 
 

@@ -35,6 +35,7 @@ from minitorchseg.train import (
     CHECKPOINT_NAME,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    LR_SCHEDULES,
     OPTIMIZERS,
     atomic_write,
     build_model,
@@ -50,14 +51,14 @@ from minitorchseg.train import (
 __all__ = ["main", "build_parser", "DEMO_SETTINGS"]
 
 DEMO_SETTINGS = {
-    "full": {"size": 48, "train": 384, "val": 64, "test": 64, "epochs": 8, "batch_size": 8, "lr": 3e-3,
-             "model_kwargs": {"base_channels": 8, "depth": 3}},
-    "quick": {"size": 16, "train": 8, "val": 4, "test": 4, "epochs": 1, "batch_size": 4, "lr": 3e-3,
-              "model_kwargs": {"base_channels": 4, "depth": 1}},
+    "full": {"size": 32, "min_size": 12, "max_size": 24, "max_objects": 2, "train": 3072, "val": 64, "test": 128,
+             "epochs": 8, "batch_size": 16, "lr": 4e-3, "model_kwargs": {"base_channels": 8, "depth": 3}},
+    "quick": {"size": 16, "min_size": 4, "max_size": 8, "max_objects": 2, "train": 8, "val": 4, "test": 4,
+              "epochs": 1, "batch_size": 4, "lr": 4e-3, "model_kwargs": {"base_channels": 4, "depth": 1}},
 }
 _SHAPES_STATS = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-_RESUMABLE = ("model", "data", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "class_weights",
-              "crop", "resize", "flip", "seed")
+_RESUMABLE = ("model", "data", "batch_size", "lr", "optimizer", "lr_schedule", "momentum", "weight_decay",
+              "class_weights", "crop", "resize", "flip", "seed")
 
 
 class CommandError(Exception):
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-batch-size", type=_positive_int, default=None, help="default: --batch-size")
     p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default 1e-3)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default adam")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
+                   help="constant (default), or poly: lr (1 - epoch / epochs)^0.9")
     p.add_argument("--momentum", type=float, default=None, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=None, help="L2 weight decay (default 0)")
     p.add_argument("--crop", type=_size, default=None, metavar="H,W", help="random training crops (S, H,W or HxW)")
@@ -199,7 +202,8 @@ def _check_model_name(name: str) -> None:
 
 def _resolve_train_settings(args) -> dict:
     """The settings of a run: the command line's, or on --resume the checkpoint's (explicit values must agree)."""
-    defaults = {"batch_size": 8, "lr": 1e-3, "optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0,
+    defaults = {"batch_size": 8, "lr": 1e-3, "optimizer": "adam", "lr_schedule": "constant", "momentum": 0.9,
+                "weight_decay": 0.0,
                 "class_weights": "none", "crop": None, "resize": None, "flip": True, "seed": 0}
     given = {key: getattr(args, key) for key in defaults}
     given.update(model=args.model, data=args.data)
@@ -271,7 +275,7 @@ def cmd_train(args) -> int:
           f"{spec.text}: {len(train_set)} training, {len(val_set)} validation images; output in {out}")
     train(model, train_set, val_set, epochs=epochs, out_dir=out, model_name=settings["model"],
           model_kwargs=model_kwargs, batch_size=int(settings["batch_size"]), lr=float(settings["lr"]),
-          optimizer=settings["optimizer"], momentum=float(settings["momentum"]),
+          optimizer=settings["optimizer"], lr_schedule=settings["lr_schedule"], momentum=float(settings["momentum"]),
           weight_decay=float(settings["weight_decay"]), class_weights=weights, crop=settings["crop"],
           flip=bool(settings["flip"]), resize=settings["resize"], mean=mean, std=std, device=args.device,
           seed=int(settings["seed"]), resume=args.resume, eval_batch_size=args.eval_batch_size,
@@ -418,8 +422,8 @@ def cmd_demo(args) -> int:
     started = time.perf_counter()
     preset = DEMO_SETTINGS["quick" if args.quick else "full"]
     epochs = args.epochs if args.epochs is not None else preset["epochs"]
-    spec = parse_data_spec(f"shapes:size={preset['size']},train={preset['train']},val={preset['val']},"
-                           f"test={preset['test']},seed={args.seed}")
+    options = ("size", "train", "val", "test", "min_size", "max_size", "max_objects")
+    spec = parse_data_spec("shapes:" + ",".join(f"{key}={preset[key]}" for key in options) + f",seed={args.seed}")
     train_set, val_set, test_set = (open_split(spec, split) for split in SPLITS)
     model_kwargs = {"num_classes": train_set.num_classes, **preset["model_kwargs"]}
     _check_model_name("unet")
@@ -432,8 +436,8 @@ def cmd_demo(args) -> int:
           f"{preset['size']}x{preset['size']} (synthetic, generated on the fly); {epochs} epochs; output in {args.out}")
     print("(the first run compiles the Numba kernels, which takes a little while)")
     train(model, train_set, val_set, epochs=epochs, out_dir=args.out, model_name="unet", model_kwargs=model_kwargs,
-          batch_size=preset["batch_size"], lr=preset["lr"], crop=None, flip=True, mean=mean, std=std,
-          device=args.device, seed=args.seed, data_spec=spec.text, progress=not args.quiet)
+          batch_size=preset["batch_size"], lr=preset["lr"], lr_schedule="poly", crop=None, flip=True, mean=mean,
+          std=std, device=args.device, seed=args.seed, data_spec=spec.text, progress=not args.quiet)
     results = evaluate(model, test_set, batch_size=preset["batch_size"], device=args.device, mean=mean, std=std,
                        progress=not args.quiet, desc="test")
     table = format_table(results, train_set.class_names)

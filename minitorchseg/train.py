@@ -66,6 +66,7 @@ __all__ = [
     "build_model",
     "known_models",
     "make_optimizer",
+    "scheduled_lr",
     "make_checkpoint",
     "load_checkpoint",
     "check_checkpoint_model",
@@ -84,6 +85,8 @@ BEST_NAME = "best.npz"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("constant", "poly")
+POLY_POWER = 0.9
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -111,6 +114,13 @@ def make_optimizer(name: str, params, lr: float, momentum: float = 0.9, weight_d
     if name == "sgd":
         return optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
+
+
+def scheduled_lr(lr: float, schedule: str, epoch: int, epochs: int) -> float:
+    """The learning rate of epoch ``epoch`` (from 0): ``lr``, or ``lr (1 - epoch / epochs)^0.9`` for ``poly``."""
+    if schedule == "poly":
+        return float(lr) * (1.0 - epoch / epochs) ** POLY_POWER
+    return float(lr)
 
 
 # ---------------------------------------------------------------------------------------------- files
@@ -426,7 +436,8 @@ def _data_info(data, mean, std, resize, spec) -> dict:
 
 def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name: str, model_kwargs: dict,
           batch_size: int = 8, lr: float = 1e-3, optimizer: str = "adam", momentum: float = 0.9,
-          weight_decay: float = 0.0, class_weights=None, crop=None, flip: bool = True, resize=None,
+          weight_decay: float = 0.0, lr_schedule: str = "constant", class_weights=None, crop=None,
+          flip: bool = True, resize=None,
           mean=IMAGENET_MEAN, std=IMAGENET_STD, device: str = "cpu", seed: int = 0, resume: bool = False,
           eval_batch_size: int | None = None, data_spec: str | None = None, extra_config: dict | None = None,
           progress: bool = True, log=print) -> list[dict]:
@@ -435,7 +446,8 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
     ``model_name`` and ``model_kwargs`` must rebuild ``model`` through
     :func:`build_model` (they go into the checkpoint). ``class_weights``:
     ``(num_classes,)`` or None; ``crop``: ``(h, w)`` random training crops;
-    ``resize``: ``(h, w)`` applied to every image first. With ``resume`` the run
+    ``resize``: ``(h, w)`` applied to every image first. ``lr_schedule``: ``constant``,
+    or ``poly``: epoch ``e`` (from 0) uses ``lr (1 - e / epochs)^0.9``. With ``resume`` the run
     continues from ``out_dir/checkpoint.npz`` (which must hold the same model):
     weights, optimiser state, epoch, history and random state come from it.
     See the module docstring for one epoch's steps and the files written.
@@ -446,6 +458,8 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
         raise ValueError(f"train: batch_size must be a positive int, got {batch_size!r}")
     if len(train_data) == 0:
         raise ValueError("train: the training set is empty")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"train: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
     num_classes, ignore = train_data.num_classes, train_data.ignore_index
     if class_weights is not None:
         class_weights = np.asarray(class_weights, dtype=np.float64)
@@ -462,7 +476,8 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
     config = {
         "model": model_name, "model_kwargs": dict(model_kwargs), "data": data_spec, "epochs": int(epochs),
         "batch_size": int(batch_size), "lr": float(lr), "optimizer": optimizer, "momentum": float(momentum),
-        "weight_decay": float(weight_decay), "class_weights": None if class_weights is None else class_weights,
+        "weight_decay": float(weight_decay), "lr_schedule": lr_schedule,
+        "class_weights": None if class_weights is None else class_weights,
         "crop": None if crop is None else list(crop), "resize": None if resize is None else list(resize),
         "flip": bool(flip), "seed": int(seed), "device": device,
         **(extra_config or {}),
@@ -492,6 +507,8 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
     best = max((row["miou"] for row in history if row.get("miou") is not None), default=-math.inf)
 
     for epoch in range(start_epoch, epochs):
+        for group in opt.param_groups:
+            group["lr"] = scheduled_lr(lr, lr_schedule, epoch, epochs)
         model.train()
         started = time.perf_counter()
         seen, loss_sum = 0, 0.0

