@@ -98,13 +98,20 @@ def known_models() -> list[str]:
 
 
 def build_model(name: str, kwargs: dict | None = None):
-    """``minitorchseg.models.get_model(name, **kwargs)``; an unknown name is a ValueError listing the known ones."""
+    """``minitorchseg.models.get_model(name, **kwargs)``.
+
+    An unknown name is a ValueError listing the known ones; an argument the model
+    does not take is a ValueError listing the ones it does.
+    """
     from minitorchseg.models import get_model
 
     names = known_models()
     if name not in names:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(names)}")
-    return get_model(name, **(kwargs or {}))
+    try:
+        return get_model(name, **(kwargs or {}))
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):

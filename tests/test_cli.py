@@ -230,6 +230,13 @@ def test_unknown_model_lists_the_known_ones(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_a_model_argument_the_model_does_not_take(tmp_path, capsys):
+    out = tmp_path / "run"
+    status, _, err = run(["train", "--model", "unet", "--model-arg", "colour=1", "--data", DATA, "--out", out], capsys)
+    assert status == 1 and "colour" in err and "base_channels" in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("spec, message", [
     ("shapez", "unknown data kind 'shapez'"),
     ("camvid", "camvid needs a path"),
