@@ -251,8 +251,14 @@ def _normalisation(spec) -> tuple:
 def cmd_train(args) -> int:
     settings = _resolve_train_settings(args)
     spec = parse_data_spec(settings["data"])
+    out = args.out if args.out is not None else os.path.join("runs", settings["model"])
     if not args.resume:
         _check_model_name(settings["model"])
+        if os.path.exists(os.path.join(out, CHECKPOINT_NAME)):
+            raise CommandError(
+                f"{os.path.join(out, CHECKPOINT_NAME)!r} exists already: pass --resume to continue that run, "
+                f"or choose another --out"
+            )
     train_set = open_split(spec, "train")
     val_set = open_split(spec, "val", num_classes=train_set.num_classes)
     if len(train_set) == 0:
@@ -269,7 +275,6 @@ def cmd_train(args) -> int:
     manual_seed(int(settings["seed"]))
     model = build_model(settings["model"], model_kwargs)
     epochs = args.epochs if args.epochs is not None else int(settings.get("epochs") or 10)
-    out = args.out if args.out is not None else os.path.join("runs", settings["model"])
     mean, std = _normalisation(spec)
     print(f"training {settings['model']}({', '.join(f'{k}={v!r}' for k, v in model_kwargs.items())}) on "
           f"{spec.text}: {len(train_set)} training, {len(val_set)} validation images; output in {out}")

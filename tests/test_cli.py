@@ -164,6 +164,26 @@ def test_eval_prints_the_per_class_table(trained, capsys):
     assert "test (4 images)" in out
 
 
+def test_eval_on_a_folder_of_mixed_sizes(trained, tmp_path, capsys):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(1)
+    for i, size in enumerate([(16, 16), (16, 16), (20, 12), (16, 16), (24, 16)]):
+        Image.fromarray(rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)).save(images / f"p{i}.png")
+        Image.fromarray(rng.integers(0, 4, size=size, dtype=np.uint8)).save(masks / f"p{i}.png")
+    spec = f"folder:{images},{masks}"
+    status, out, _ = run(["eval", trained / "checkpoint.npz", "--data", spec, "--split", "test", "--quiet"], capsys)
+    assert status == 0 and "test (5 images)" in out and "mIoU" in out
+
+
+def test_sgd_run_saves_its_momentum(tmp_path, capsys):
+    assert run(train_args(tmp_path, 1, "--optimizer", "sgd", "--lr", "0.05"), capsys)[0] == 0
+    state = mts.load(tmp_path / "checkpoint.npz")["optimizer_state"]
+    assert state["param_groups"][0]["momentum"] == 0.9
+    assert all("momentum_buffer" in s for s in state["state"].values())
+
+
 def test_predict_writes_masks_and_overlays(trained, tmp_path, capsys):
     rng = np.random.default_rng(0)
     paths = []
@@ -313,6 +333,13 @@ def test_an_image_that_does_not_exist(trained, tmp_path, capsys):
     status, _, err = run(["kmeans", tmp_path / "ghost.png", "--out", out], capsys)
     assert status == 1 and "image not found" in err
     assert not out.exists()
+
+
+def test_train_does_not_overwrite_a_run(trained, capsys):
+    before = (trained / "checkpoint.npz").read_bytes()
+    status, _, err = run(train_args(trained, 1), capsys)
+    assert status == 1 and "exists already: pass --resume" in err
+    assert (trained / "checkpoint.npz").read_bytes() == before
 
 
 def test_train_without_model_or_data(tmp_path, capsys):
