@@ -471,7 +471,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (CommandError, CheckpointError, OSError, ValueError, RuntimeError) as exc:
+    except (CommandError, CheckpointError, OSError, ValueError, RuntimeError, FloatingPointError) as exc:
         if os.environ.get("MINITORCHSEG_TRACEBACK"):
             raise
         print(f"minitorchseg {args.command}: error: {exc}", file=sys.stderr)

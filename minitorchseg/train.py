@@ -177,7 +177,7 @@ def _json_value(value):
 def write_metrics(out_dir, history: list[dict], class_names, config: dict | None = None) -> None:
     """``metrics.csv`` (one row per epoch, per-class IoU columns) and ``metrics.json`` (history and config)."""
     columns = ["epoch", "train_loss", "val_loss", "miou", "pixel_accuracy", "mean_accuracy", "fwiou", "lr",
-               "seconds", "images_per_second"]
+               "seconds", "elapsed_seconds", "images_per_second"]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns + [f"iou_{name}" for name in class_names])
@@ -444,8 +444,8 @@ def _data_info(data, mean, std, resize, spec) -> dict:
 def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name: str, model_kwargs: dict,
           batch_size: int = 8, lr: float = 1e-3, optimizer: str = "adam", momentum: float = 0.9,
           weight_decay: float = 0.0, lr_schedule: str = "constant", class_weights=None, crop=None,
-          flip: bool = True, resize=None,
-          mean=IMAGENET_MEAN, std=IMAGENET_STD, device: str = "cpu", seed: int = 0, resume: bool = False,
+          flip: bool = True, resize=None, mean=IMAGENET_MEAN, std=IMAGENET_STD, device: str = "cpu", seed: int = 0,
+          resume: bool = False,
           eval_batch_size: int | None = None, data_spec: str | None = None, extra_config: dict | None = None,
           progress: bool = True, log=print) -> list[dict]:
     """Train ``model`` for ``epochs`` epochs (in total, counting resumed ones); returns the metric history.
@@ -549,6 +549,8 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
                        mean_accuracy=results["mean_accuracy"], fwiou=results["fwiou"],
                        iou=[None if math.isnan(v) else float(v) for v in results["iou"]])
         row["seconds"] = time.perf_counter() - started
+        previous = history[-1].get("elapsed_seconds") if history else None
+        row["elapsed_seconds"] = (previous or 0.0) + row["seconds"]
         history.append(_json_value(row))
         state = make_checkpoint(model, opt, epoch + 1, model_name, model_kwargs, data_info, config, history)
         save(state, checkpoint_path)

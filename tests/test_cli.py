@@ -155,6 +155,17 @@ def test_a_crash_while_writing_the_checkpoint_leaves_the_old_one(tmp_path, capsy
     assert ckpt["epoch"] == 1
 
 
+def test_a_diverging_loss_stops_the_run_before_its_checkpoint(tmp_path, capsys, monkeypatch):
+    import minitorchseg.functional as F
+
+    real = F.cross_entropy
+    monkeypatch.setattr(F, "cross_entropy", lambda *args, **kwargs: real(*args, **kwargs) * float("nan"))
+    status, _, err = run(train_args(tmp_path / "run", 1), capsys)
+    assert status == 1 and "the loss became nan in epoch 1" in err
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+    assert not leftovers(tmp_path / "run")
+
+
 # ---------------------------------------------------------------------------------------------- eval / predict
 def test_eval_prints_the_per_class_table(trained, capsys):
     status, out, _ = run(["eval", trained / "checkpoint.npz", "--split", "test", "--quiet"], capsys)
