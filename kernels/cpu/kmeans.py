@@ -6,10 +6,41 @@ result ``labels: (P,)`` int64 in ``[0, K)``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
 __all__ = ["kmeans_assign"]
+
+
+def _nearest_center_kernel(points, p, centers):
+    """Index of the centre nearest to ``points[p]`` (squared distance, first minimum); CPU and GPU.
+
+    points: (P, D), centers: (K, D) float64::
+
+        best, arg = +inf, 0
+        for k in 0..K−1:
+            d2 = 0
+            for d in 0..D−1:  d2 += (points[p, d] − centers[k, d])²     (in this order)
+            if d2 < best:  best, arg = d2, k                           (strict: first minimum wins)
+        return arg
+
+    Returns 0 when every distance is NaN. Compiled by ``njit`` here and as a CUDA
+    device function by :mod:`kernels.cuda.kmeans`.
+    """
+    dims = points.shape[1]
+    best = math.inf
+    arg = 0
+    for k in range(centers.shape[0]):
+        d2 = 0.0
+        for d in range(dims):
+            diff = points[p, d] - centers[k, d]
+            d2 += diff * diff
+        if d2 < best:
+            best = d2
+            arg = k
+    return arg
 
 
 def _kmeans_assign_kernel(points, centers, labels):
@@ -18,32 +49,15 @@ def _kmeans_assign_kernel(points, centers, labels):
     points: (P, D), centers: (K, D) float64; labels: (P,) int64 written in full.
     Parallel over points (each writes only its own label)::
 
-        for p (parallel):
-            best, arg = +inf, 0
-            for k in 0..K−1:
-                d2 = 0
-                for d in 0..D−1:  d2 += (points[p, d] − centers[k, d])²     (in this order)
-                if d2 < best:  best, arg = d2, k                           (strict: first minimum wins)
-            labels[p] = arg
+        for p (parallel):  labels[p] = nearest_center(points, p, centers)
 
-    A point whose distances are all NaN gets label 0.
+    (:func:`_nearest_center_kernel`). A point whose distances are all NaN gets label 0.
     """
-    n_points, dims = points.shape
-    n_centers = centers.shape[0]
-    for p in prange(n_points):
-        best = np.inf
-        arg = 0
-        for k in range(n_centers):
-            d2 = 0.0
-            for d in range(dims):
-                diff = points[p, d] - centers[k, d]
-                d2 += diff * diff
-            if d2 < best:
-                best = d2
-                arg = k
-        labels[p] = arg
+    for p in prange(points.shape[0]):
+        labels[p] = _nearest_center(points, p, centers)
 
 
+_nearest_center = njit(cache=True, inline="always")(_nearest_center_kernel)
 _kmeans_assign_jit = njit(parallel=True, cache=True)(_kmeans_assign_kernel)
 
 

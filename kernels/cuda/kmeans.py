@@ -2,17 +2,17 @@
 
 Shapes: ``points: (P, D)``, ``centers: (K, D)`` (read as float64); result
 ``labels: (P,)`` int64 in ``[0, K)``. One thread per point (grid-stride loop): it
-computes its ``K`` squared distances and keeps the first minimum, exactly the CPU
-loop, so labels are identical. Each thread writes only its own label: no atomics.
+computes its ``K`` squared distances and keeps the first minimum with the CPU's own
+helper (:func:`kernels.cpu.kmeans._nearest_center_kernel`), so labels are identical.
+Each thread writes only its own label: no atomics.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import cuda
 
+from kernels.cpu.kmeans import _nearest_center_kernel
 from kernels.cuda._launch import array_module, launch
 
 __all__ = ["kmeans_assign"]
@@ -21,31 +21,15 @@ __all__ = ["kmeans_assign"]
 def _kmeans_assign_kernel(points, centers, labels):
     """``labels[p] = argmin_k Σ_d (points[p, d] − centers[k, d])²`` (first minimum); thread ``t``: point ``t``.
 
-    points: (P, D), centers: (K, D) float64; labels: (P,) int64 written in full::
-
-        best, arg = +inf, 0
-        for k in 0..K−1:
-            d2 = Σ_{d = 0..D−1} (points[p, d] − centers[k, d])²     (in this order)
-            if d2 < best:  best, arg = d2, k
-
-    A point whose distances are all NaN gets label 0.
+    points: (P, D), centers: (K, D) float64; labels: (P,) int64 written in full by
+    :func:`kernels.cpu.kmeans._nearest_center_kernel` (the CPU's loop, compiled as a
+    device function). A point whose distances are all NaN gets label 0.
     """
-    n_points, dims = points.shape
-    n_centers = centers.shape[0]
-    for p in range(cuda.grid(1), n_points, cuda.gridsize(1)):
-        best = math.inf
-        arg = 0
-        for k in range(n_centers):
-            d2 = 0.0
-            for d in range(dims):
-                diff = points[p, d] - centers[k, d]
-                d2 += diff * diff
-            if d2 < best:
-                best = d2
-                arg = k
-        labels[p] = arg
+    for p in range(cuda.grid(1), points.shape[0], cuda.gridsize(1)):
+        labels[p] = _nearest_center(points, p, centers)
 
 
+_nearest_center = cuda.jit(device=True)(_nearest_center_kernel)
 _kmeans_assign = cuda.jit(cache=True)(_kmeans_assign_kernel)
 
 
