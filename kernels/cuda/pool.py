@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from kernels.cpu.pool import _window_max_kernel
 from kernels.cuda._launch import array_module, launch
 from kernels.geometry import pool_output_size
 
@@ -50,7 +51,8 @@ def _max_pool2d_kernel(x, out, indices, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf)
     """Windowed max and argmax; thread ``t`` computes output element ``t`` of ``(P, Ho, Wo)`` in C-order.
 
     x: (P, H, W); out, indices: (P, Ho, Wo) written in full. For ``t = (p, oh, ow)``,
-    torch's ``cpu_max_pool`` scan, as in :func:`kernels.cpu.pool._max_pool2d_kernel`::
+    torch's ``cpu_max_pool`` scan, :func:`kernels.cpu.pool._window_max_kernel` (the CPU's
+    own helper, compiled as a device function)::
 
         ih0 = oh·sh − ph;  ih1 = min(ih0 + (kh−1)·dh + 1, H);  while ih0 < 0: ih0 += dh
         iw0 = ow·sw − pw;  iw1 = min(iw0 + (kw−1)·dw + 1, W);  while iw0 < 0: iw0 += dw
@@ -62,31 +64,31 @@ def _max_pool2d_kernel(x, out, indices, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf)
     reports −inf and ``ih0·W + iw0`` (which may be ≥ H·W), as on the CPU. Each
     thread writes only its own output: no atomics.
     """
-    n_planes, height, width = x.shape
+    n_planes = x.shape[0]
     out_h, out_w = out.shape[1], out.shape[2]
     n = n_planes * out_h * out_w
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
         p = t // (out_h * out_w)
         oh = (t // out_w) % out_h
         ow = t % out_w
-        ih0 = oh * sh - ph
-        ih1 = min(ih0 + (kh - 1) * dh + 1, height)
-        while ih0 < 0:
-            ih0 += dh
-        iw0 = ow * sw - pw
-        iw1 = min(iw0 + (kw - 1) * dw + 1, width)
-        while iw0 < 0:
-            iw0 += dw
-        best = neg_inf
-        arg = ih0 * width + iw0
-        for ih in range(ih0, ih1, dh):
-            for iw in range(iw0, iw1, dw):
-                v = x[p, ih, iw]
-                if v > best or v != v:
-                    best = v
-                    arg = ih * width + iw
+        best, arg = _window_max(x[p], oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf)
         out[p, oh, ow] = best
         indices[p, oh, ow] = arg
+
+
+def _plane_target_kernel(indices, t, length):
+    """Decode flat element ``t`` of ``indices: (P, M)`` into ``(p, i, j)`` with ``j = indices[p, i]``.
+
+    ``p = t // M``, ``i = t % M``; ``j`` is returned as −1 when it lies outside its
+    plane's ``[0, L)`` (``L = length``), so callers test ``j >= 0`` only.
+    """
+    m = indices.shape[1]
+    p = t // m
+    i = t % m
+    j = indices[p, i]
+    if j < 0 or j >= length:
+        j = -1
+    return p, i, j
 
 
 def _scatter_add_kernel(src, indices, out):
@@ -98,14 +100,10 @@ def _scatter_add_kernel(src, indices, out):
     right, its order of additions is not fixed (float rounding may differ in the
     last bits from the CPU's sequential sum).
     """
-    n_planes, m = src.shape
     length = out.shape[1]
-    n = n_planes * m
-    for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        p = t // m
-        i = t % m
-        j = indices[p, i]
-        if j >= 0 and j < length:
+    for t in range(cuda.grid(1), src.size, cuda.gridsize(1)):
+        p, i, j = _plane_target(indices, t, length)
+        if j >= 0:
             cuda.atomic.add(out, (p, j), src[p, i])
 
 
@@ -116,14 +114,10 @@ def _claim_kernel(indices, winner):
     integers is exact and order-independent, so the claim is deterministic: the
     element last in C-order wins, as in the CPU's sequential scatter.
     """
-    n_planes, m = indices.shape
     length = winner.shape[1]
-    n = n_planes * m
-    for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        p = t // m
-        i = t % m
-        j = indices[p, i]
-        if j >= 0 and j < length:
+    for t in range(cuda.grid(1), indices.size, cuda.gridsize(1)):
+        p, i, j = _plane_target(indices, t, length)
+        if j >= 0:
             cuda.atomic.max(winner, (p, j), i)
 
 
@@ -150,19 +144,17 @@ def _gather_kernel(src, indices, out):
     src: (P, L); indices, out: (P, M). Max-unpool's backward: every duplicate of an
     index receives the full upstream gradient. Reads only: no atomics.
     """
-    n_planes, m = out.shape
     length = src.shape[1]
-    n = n_planes * m
-    for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        p = t // m
-        i = t % m
-        j = indices[p, i]
-        if j >= 0 and j < length:
+    for t in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        p, i, j = _plane_target(indices, t, length)
+        if j >= 0:
             out[p, i] = src[p, j]
         else:
             out[p, i] = 0
 
 
+_window_max = cuda.jit(device=True)(_window_max_kernel)
+_plane_target = cuda.jit(device=True)(_plane_target_kernel)
 _max_pool2d = cuda.jit(cache=True)(_max_pool2d_kernel)
 _scatter_add = cuda.jit(cache=True)(_scatter_add_kernel)
 _claim = cuda.jit(cache=True)(_claim_kernel)
