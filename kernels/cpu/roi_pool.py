@@ -25,6 +25,8 @@ shapes, dtypes, finite boxes and batch indices before anything runs).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -49,6 +51,41 @@ def _round_half_away_kernel(v):
     elif frac <= -0.5:
         r -= 1
     return r
+
+
+def _roi_box_kernel(rois, k, spatial_scale, pooled_h, pooled_w):
+    """Snapped start and bin size of RoI ``k`` (the first rounding process), in T = rois' dtype.
+
+    Returns ``(start_h, start_w, bin_h, bin_w)``::
+
+        sw, sh, ew, eh = round(x1·scale), round(y1·scale), round(x2·scale), round(y2·scale)
+        rw = max(ew − sw + 1, 1);  bw = T(rw) / T(PW)          (h alike)
+
+    with ``round`` half away from zero (:func:`_round_half_away_kernel`) and
+    ``spatial_scale`` already cast to T. Compiled by ``njit`` here and as a CUDA
+    device function by :mod:`kernels.cuda.roi_pool`.
+    """
+    T = rois.dtype.type
+    start_w = _round_half_away(rois[k, 1] * spatial_scale)
+    start_h = _round_half_away(rois[k, 2] * spatial_scale)
+    end_w = _round_half_away(rois[k, 3] * spatial_scale)
+    end_h = _round_half_away(rois[k, 4] * spatial_scale)
+    roi_w = max(end_w - start_w + 1, 1)
+    roi_h = max(end_h - start_h + 1, 1)
+    return start_h, start_w, T(roi_h) / T(pooled_h), T(roi_w) / T(pooled_w)
+
+
+def _bin_range_kernel(i, bin_size, start, limit):
+    """Pixel range ``[lo, hi)`` of bin ``i`` along one axis (the second rounding process)::
+
+        lo = clip(floor(i·bin) + start, 0, limit);  hi = clip(ceil((i+1)·bin) + start, 0, limit)
+
+    in T = type(bin_size); neighbouring bins can overlap by a pixel. CPU and GPU.
+    """
+    T = type(bin_size)
+    lo = min(max(int(math.floor(T(i) * bin_size)) + start, 0), limit)
+    hi = min(max(int(math.ceil(T(i + 1) * bin_size)) + start, 0), limit)
+    return lo, hi
 
 
 def _pixel_kernel(flat, pixel, channels):
@@ -81,9 +118,9 @@ def _roi_pool_forward_kernel(x, rois, out, argmax, height, width, spatial_scale,
     argmax: (K, C, PH, PW) int32, both written in full; ``lowest = −FLT_MAX`` in
     x's dtype. Loop nest (``k`` parallel)::
 
-        for k:          b = int(rois[k, 0]); sw, sh, ew, eh = round(coords·scale)
+        for k:          b = int(rois[k, 0]); sw, sh, ew, eh = round(coords·scale)       (_roi_box_kernel)
                         rw = max(ew − sw + 1, 1);  bw = rw / PW      (same for h)
-            for ph, pw: h0 = clip(floor(ph·bh) + sh), h1 = clip(ceil((ph+1)·bh) + sh)  (w alike)
+            for ph, pw: h0 = clip(floor(ph·bh) + sh), h1 = clip(ceil((ph+1)·bh) + sh)  (w alike; _bin_range_kernel)
                 m[:] = 0 if the bin is empty else lowest;  a[:] = −1
                 for h in [h0, h1), w in [w0, w1):                 (row-major)
                     for c:  if x[b, h, w, c] > m[c]:  m[c], a[c] = x[b, h, w, c], h·W + w
@@ -102,25 +139,16 @@ def _roi_pool_forward_kernel(x, rois, out, argmax, height, width, spatial_scale,
     pooled_h, pooled_w = out.shape[2], out.shape[3]
     for k in prange(n_rois):
         b = int(rois[k, 0])
-        start_w = _round_half_away(rois[k, 1] * spatial_scale)
-        start_h = _round_half_away(rois[k, 2] * spatial_scale)
-        end_w = _round_half_away(rois[k, 3] * spatial_scale)
-        end_h = _round_half_away(rois[k, 4] * spatial_scale)
-        roi_w = max(end_w - start_w + 1, 1)
-        roi_h = max(end_h - start_h + 1, 1)
-        bin_h = T(roi_h) / T(pooled_h)
-        bin_w = T(roi_w) / T(pooled_w)
+        start_h, start_w, bin_h, bin_w = _roi_box(rois, k, spatial_scale, pooled_h, pooled_w)
         best = np.empty(channels, x.dtype)
         best_next = np.empty(channels, x.dtype)
         arg = np.empty(channels, np.int32)
         arg_next = np.empty(channels, np.int32)
         base = b * height * width
         for ph in range(pooled_h):
-            h0 = min(max(int(np.floor(T(ph) * bin_h)) + start_h, 0), height)
-            h1 = min(max(int(np.ceil(T(ph + 1) * bin_h)) + start_h, 0), height)
+            h0, h1 = _bin_range(ph, bin_h, start_h, height)
             for pw in range(pooled_w):
-                w0 = min(max(int(np.floor(T(pw) * bin_w)) + start_w, 0), width)
-                w1 = min(max(int(np.ceil(T(pw + 1) * bin_w)) + start_w, 0), width)
+                w0, w1 = _bin_range(pw, bin_w, start_w, width)
                 init = T(0.0) if (h1 <= h0 or w1 <= w0) else lowest
                 for c in range(channels):
                     best[c] = init
@@ -163,6 +191,8 @@ def _roi_pool_backward_kernel(grad_out, argmax, batch_index, grad_x):
 
 
 _round_half_away = njit(cache=True, inline="always")(_round_half_away_kernel)
+_roi_box = njit(cache=True, inline="always")(_roi_box_kernel)
+_bin_range = njit(cache=True, inline="always")(_bin_range_kernel)
 _pixel = njit(cache=True, inline="always")(_pixel_kernel)
 _max_step = njit(cache=True)(_max_step_kernel)
 _roi_pool_forward_jit = njit(parallel=True, cache=True, error_model="numpy")(_roi_pool_forward_kernel)

@@ -31,6 +31,7 @@ from __future__ import annotations
 from numba import cuda
 
 from kernels.cpu.roi_align import _bilinear_kernel, _roi_geometry_kernel
+from kernels.cuda._index import unravel4
 from kernels.cuda._launch import array_module, launch
 
 __all__ = ["roi_align_forward", "roi_align_backward"]
@@ -55,10 +56,7 @@ def _roi_align_forward_kernel(x, rois, out, height, width, spatial_scale, sampli
     n_rois, channels, pooled_h, pooled_w = out.shape
     n = n_rois * channels * pooled_h * pooled_w
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        k = t // (channels * pooled_h * pooled_w)
-        c = (t // (pooled_h * pooled_w)) % channels
-        ph = (t // pooled_w) % pooled_h
-        pw = t % pooled_w
+        k, c, ph, pw = unravel4(t, channels, pooled_h, pooled_w)
         b = int(rois[k, 0])
         start_h, start_w, bin_h, bin_w, grid_h, grid_w = _roi_geometry(
             rois, k, spatial_scale, pooled_h, pooled_w, sampling_ratio, aligned
@@ -91,10 +89,7 @@ def _roi_align_backward_kernel(grad_out, rois, grad_x, height, width, spatial_sc
     n_rois, channels, pooled_h, pooled_w = grad_out.shape
     n = n_rois * channels * pooled_h * pooled_w
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        k = t // (channels * pooled_h * pooled_w)
-        c = (t // (pooled_h * pooled_w)) % channels
-        ph = (t // pooled_w) % pooled_h
-        pw = t % pooled_w
+        k, c, ph, pw = unravel4(t, channels, pooled_h, pooled_w)
         b = int(rois[k, 0])
         start_h, start_w, bin_h, bin_w, grid_h, grid_w = _roi_geometry(
             rois, k, spatial_scale, pooled_h, pooled_w, sampling_ratio, aligned

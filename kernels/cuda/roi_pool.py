@@ -4,8 +4,10 @@ Shapes: ``x: (N, C, H, W)``; ``rois: (K, 5)`` rows ``[batch_index, x1, y1, x2, y
 in x's dtype; ``out: (K, C, PH, PW)`` in x's dtype and ``argmax`` int32, the flat
 offset ``h·W + w`` inside the ``H×W`` plane, or −1 when nothing was selected.
 torchvision 0.29.1's rule with its two rounding processes, as described in the
-CPU module; the half-away-from-zero rounding is the CPU's own helper
-(:func:`kernels.cpu.roi_pool._round_half_away_kernel`) compiled as a device function.
+CPU module, computed by the CPU's own helpers compiled as device functions: the
+snapped box and bin size (:func:`kernels.cpu.roi_pool._roi_box_kernel`, which
+rounds half away from zero with :func:`kernels.cpu.roi_pool._round_half_away_kernel`)
+and each bin's pixel range (:func:`kernels.cpu.roi_pool._bin_range_kernel`).
 
 Thread mappings (torchvision's CUDA ones):
 
@@ -20,12 +22,11 @@ Thread mappings (torchvision's CUDA ones):
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import cuda
 
-from kernels.cpu.roi_pool import FLT_MAX, _round_half_away_kernel
+from kernels.cpu.roi_pool import FLT_MAX, _bin_range_kernel, _roi_box_kernel
+from kernels.cuda._index import unravel4
 from kernels.cuda._launch import array_module, launch
 
 __all__ = ["roi_pool_forward", "roi_pool_backward"]
@@ -47,23 +48,11 @@ def _roi_pool_forward_kernel(x, rois, out, argmax, height, width, spatial_scale,
     n_rois, channels, pooled_h, pooled_w = out.shape
     n = n_rois * channels * pooled_h * pooled_w
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        k = t // (channels * pooled_h * pooled_w)
-        c = (t // (pooled_h * pooled_w)) % channels
-        ph = (t // pooled_w) % pooled_h
-        pw = t % pooled_w
+        k, c, ph, pw = unravel4(t, channels, pooled_h, pooled_w)
         b = int(rois[k, 0])
-        start_w = _round_half_away(rois[k, 1] * spatial_scale)
-        start_h = _round_half_away(rois[k, 2] * spatial_scale)
-        end_w = _round_half_away(rois[k, 3] * spatial_scale)
-        end_h = _round_half_away(rois[k, 4] * spatial_scale)
-        roi_w = max(end_w - start_w + 1, 1)
-        roi_h = max(end_h - start_h + 1, 1)
-        bin_h = T(roi_h) / T(pooled_h)
-        bin_w = T(roi_w) / T(pooled_w)
-        h0 = min(max(int(math.floor(T(ph) * bin_h)) + start_h, 0), height)
-        h1 = min(max(int(math.ceil(T(ph + 1) * bin_h)) + start_h, 0), height)
-        w0 = min(max(int(math.floor(T(pw) * bin_w)) + start_w, 0), width)
-        w1 = min(max(int(math.ceil(T(pw + 1) * bin_w)) + start_w, 0), width)
+        start_h, start_w, bin_h, bin_w = _roi_box(rois, k, spatial_scale, pooled_h, pooled_w)
+        h0, h1 = _bin_range(ph, bin_h, start_h, height)
+        w0, w1 = _bin_range(pw, bin_w, start_w, width)
         best = T(0.0) if (h1 <= h0 or w1 <= w0) else lowest
         arg = -1
         for h in range(h0, h1):
@@ -91,16 +80,14 @@ def _roi_pool_backward_kernel(grad_out, argmax, batch_index, grad_x):
     plane = grad_x.shape[2]
     n = n_rois * channels * pooled_h * pooled_w
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        k = t // (channels * pooled_h * pooled_w)
-        c = (t // (pooled_h * pooled_w)) % channels
-        ph = (t // pooled_w) % pooled_h
-        pw = t % pooled_w
+        k, c, ph, pw = unravel4(t, channels, pooled_h, pooled_w)
         j = argmax[k, c, ph, pw]
         if j >= 0 and j < plane:
             cuda.atomic.add(grad_x, (batch_index[k], c, j), grad_out[k, c, ph, pw])
 
 
-_round_half_away = cuda.jit(device=True)(_round_half_away_kernel)
+_roi_box = cuda.jit(device=True)(_roi_box_kernel)
+_bin_range = cuda.jit(device=True)(_bin_range_kernel)
 _roi_pool_forward = cuda.jit(cache=True)(_roi_pool_forward_kernel)
 _roi_pool_backward = cuda.jit(cache=True)(_roi_pool_backward_kernel)
 
