@@ -24,6 +24,8 @@ from numba import njit, prange
 __all__ = [
     "bilinear_taps",
     "nearest_taps",
+    "bilinear_taps_hw",
+    "nearest_taps_hw",
     "upsample_bilinear2d_forward",
     "upsample_bilinear2d_backward",
     "upsample_nearest2d_forward",
@@ -91,6 +93,23 @@ def nearest_taps(in_size: int, out_size: int, scale):
         ratio = np.float32(in_size) / np.float32(out_size)
     src = np.floor(positions.astype(np.float32) * ratio).astype(np.int64)
     return np.minimum(src, in_size - 1)
+
+
+def bilinear_taps_hw(in_hw, out_hw, align_corners: bool, scales, dtype):
+    """:func:`bilinear_taps` along H then W: ``(y0, y1, wy0, wy1, x0, x1, wx0, wx1)``.
+
+    ``in_hw = (H, W)``, ``out_hw = (Ho, Wo)``, ``scales = (scale_h, scale_w)``; row
+    taps have length Ho, column taps length Wo. Host NumPy, shared by both devices.
+    """
+    return (
+        *bilinear_taps(in_hw[0], out_hw[0], align_corners, scales[0], dtype),
+        *bilinear_taps(in_hw[1], out_hw[1], align_corners, scales[1], dtype),
+    )
+
+
+def nearest_taps_hw(in_hw, out_hw, scales):
+    """:func:`nearest_taps` along H then W: ``(src_h, src_w)`` of lengths Ho and Wo (int64, host NumPy)."""
+    return nearest_taps(in_hw[0], out_hw[0], scales[0]), nearest_taps(in_hw[1], out_hw[1], scales[1])
 
 
 def _bilinear_forward_kernel(x, out, y0, y1, wy0, wy1, x0, x1, wx0, wx1, row_used):
@@ -211,8 +230,7 @@ def _both_taps(in_hw, out_hw, align_corners, scales, dtype):
     Tap indices go to the kernels unsigned: Numba then emits plain loads for
     ``x[..., x0[ow]]`` instead of its negative-index wraparound code.
     """
-    y0, y1, wy0, wy1 = bilinear_taps(in_hw[0], out_hw[0], align_corners, scales[0], dtype)
-    x0, x1, wx0, wx1 = bilinear_taps(in_hw[1], out_hw[1], align_corners, scales[1], dtype)
+    y0, y1, wy0, wy1, x0, x1, wx0, wx1 = bilinear_taps_hw(in_hw, out_hw, align_corners, scales, dtype)
     row_used = np.zeros(in_hw[0], dtype=np.bool_)
     row_used[y0] = True
     row_used[y1] = True
@@ -257,8 +275,7 @@ def upsample_nearest2d_forward(x, output_hw, scales):
     """
     n, c, height, width = x.shape
     out_h, out_w = output_hw
-    src_h = nearest_taps(height, out_h, scales[0]).astype(np.uintp)
-    src_w = nearest_taps(width, out_w, scales[1]).astype(np.uintp)
+    src_h, src_w = (a.astype(np.uintp) for a in nearest_taps_hw((height, width), output_hw, scales))
     xc = np.ascontiguousarray(x).reshape(n * c, height, width)
     out = np.empty((n * c, out_h, out_w), dtype=x.dtype)
     _nearest_forward(xc, out, src_h, src_w)
@@ -269,8 +286,7 @@ def upsample_nearest2d_backward(grad_out, input_hw, scales):
     """Gradient of :func:`upsample_nearest2d_forward`: each output's gradient added to its source."""
     n, c, out_h, out_w = grad_out.shape
     height, width = input_hw
-    src_h = nearest_taps(height, out_h, scales[0]).astype(np.uintp)
-    src_w = nearest_taps(width, out_w, scales[1]).astype(np.uintp)
+    src_h, src_w = (a.astype(np.uintp) for a in nearest_taps_hw(input_hw, (out_h, out_w), scales))
     gc = np.ascontiguousarray(grad_out).reshape(n * c, out_h, out_w)
     grad_x = np.empty((n * c, height, width), dtype=grad_out.dtype)
     _nearest_backward(gc, grad_x, src_h, src_w)

@@ -1,15 +1,24 @@
 """Index decoding shared by the CUDA kernels' grid-stride loops (device functions).
 
-Most kernels give one thread one element of a 4-D output ``(D0, D1, D2, D3)`` and
-walk the flat C-order range ``t = 0..D0·D1·D2·D3 − 1`` (:mod:`kernels.cuda._launch`);
-:func:`_unravel4_kernel` turns ``t`` back into the element's four indices.
+Most kernels give one thread one element of a 3-D or 4-D output (``(P, Ho, Wo)``,
+``(K, C, PH, PW)``, ...) and walk its flat C-order range ``t = 0..size − 1``
+(:mod:`kernels.cuda._launch`); :func:`_unravel3_kernel` and :func:`_unravel4_kernel`
+turn ``t`` back into the element's indices.
 """
 
 from __future__ import annotations
 
 from numba import cuda
 
-__all__ = ["unravel4"]
+__all__ = ["unravel3", "unravel4"]
+
+
+def _unravel3_kernel(t, d1, d2):
+    """C-order indices ``(i0, i1, i2)`` of flat element ``t`` of an array ``(D0, d1, d2)``::
+
+        i0 = t // (d1·d2);  i1 = (t // d2) % d1;  i2 = t % d2
+    """
+    return t // (d1 * d2), (t // d2) % d1, t % d2
 
 
 def _unravel4_kernel(t, d1, d2, d3):
@@ -20,4 +29,5 @@ def _unravel4_kernel(t, d1, d2, d3):
     return t // (d1 * d2 * d3), (t // (d2 * d3)) % d1, (t // d3) % d2, t % d3
 
 
+unravel3 = cuda.jit(device=True)(_unravel3_kernel)
 unravel4 = cuda.jit(device=True)(_unravel4_kernel)

@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from kernels.cpu.interpolate import bilinear_taps, nearest_taps
+from kernels.cpu.interpolate import bilinear_taps_hw, nearest_taps_hw
+from kernels.cuda._index import unravel3
 from kernels.cuda._launch import array_module, launch
 
 __all__ = [
@@ -51,12 +52,35 @@ def _bilinear_forward_kernel(x, out, y0, y1, wy0, wy1, x0, x1, wx0, wx1):
     n_planes, out_h, out_w = out.shape
     n = n_planes * out_h * out_w
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        p = t // (out_h * out_w)
-        oh = (t // out_w) % out_h
-        ow = t % out_w
+        p, oh, ow = unravel3(t, out_h, out_w)
         top = wx0[ow] * x[p, y0[oh], x0[ow]] + wx1[ow] * x[p, y0[oh], x1[ow]]
         bottom = wx0[ow] * x[p, y1[oh], x0[ow]] + wx1[ow] * x[p, y1[oh], x1[ow]]
         out[p, oh, ow] = wy0[oh] * top + wy1[oh] * bottom
+
+
+def _two_tap_adjoint_kernel(g, i, i0, i1, w0, w1, lo, hi, zero):
+    """Gradient reaching input position ``i`` along one dimension from the 1-D upstream line ``g: (O,)``.
+
+    ``i0, i1, w0, w1: (O,)`` the two taps and weights of every output position
+    (:func:`kernels.cpu.interpolate.bilinear_taps`); ``[lo[i], hi[i])`` the outputs
+    that read ``i`` (:func:`_readers`)::
+
+        acc = zero
+        for o in [lo[i], hi[i]):
+            if i0[o] == i:  acc += w0[o]·g[o]
+            if i1[o] == i:  acc += w1[o]·g[o]
+        return acc
+
+    The adjoint of ``out[o] = w0[o]·f[i0[o]] + w1[o]·f[i1[o]]``, as a gather in
+    increasing ``o`` (the CPU's order of additions).
+    """
+    acc = zero
+    for o in range(lo[i], hi[i]):
+        if i0[o] == i:
+            acc += w0[o] * g[o]
+        if i1[o] == i:
+            acc += w1[o] * g[o]
+    return acc
 
 
 def _bilinear_backward_rows_kernel(grad_out, rows, y0, y1, wy0, wy1, lo, hi):
@@ -77,16 +101,8 @@ def _bilinear_backward_rows_kernel(grad_out, rows, y0, y1, wy0, wy1, lo, hi):
     T = rows.dtype.type
     n = n_planes * height * out_w
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        p = t // (height * out_w)
-        h = (t // out_w) % height
-        ow = t % out_w
-        acc = T(0.0)
-        for oh in range(lo[h], hi[h]):
-            if y0[oh] == h:
-                acc += wy0[oh] * grad_out[p, oh, ow]
-            if y1[oh] == h:
-                acc += wy1[oh] * grad_out[p, oh, ow]
-        rows[p, h, ow] = acc
+        p, h, ow = unravel3(t, height, out_w)
+        rows[p, h, ow] = _two_tap_adjoint(grad_out[p, :, ow], h, y0, y1, wy0, wy1, lo, hi, T(0.0))
 
 
 def _bilinear_backward_cols_kernel(rows, grad_x, x0, x1, wx0, wx1, lo, hi):
@@ -105,16 +121,8 @@ def _bilinear_backward_cols_kernel(rows, grad_x, x0, x1, wx0, wx1, lo, hi):
     T = grad_x.dtype.type
     n = n_planes * height * width
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        p = t // (height * width)
-        h = (t // width) % height
-        w = t % width
-        acc = T(0.0)
-        for ow in range(lo[w], hi[w]):
-            if x0[ow] == w:
-                acc += wx0[ow] * rows[p, h, ow]
-            if x1[ow] == w:
-                acc += wx1[ow] * rows[p, h, ow]
-        grad_x[p, h, w] = acc
+        p, h, w = unravel3(t, height, width)
+        grad_x[p, h, w] = _two_tap_adjoint(rows[p, h], w, x0, x1, wx0, wx1, lo, hi, T(0.0))
 
 
 def _nearest_forward_kernel(x, out, src_h, src_w):
@@ -122,9 +130,7 @@ def _nearest_forward_kernel(x, out, src_h, src_w):
     n_planes, out_h, out_w = out.shape
     n = n_planes * out_h * out_w
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        p = t // (out_h * out_w)
-        oh = (t // out_w) % out_h
-        ow = t % out_w
+        p, oh, ow = unravel3(t, out_h, out_w)
         out[p, oh, ow] = x[p, src_h[oh], src_w[ow]]
 
 
@@ -140,9 +146,7 @@ def _nearest_backward_kernel(grad_out, grad_x, src_h, src_w, lo_h, hi_h, lo_w, h
     T = grad_x.dtype.type
     n = n_planes * height * width
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        p = t // (height * width)
-        h = (t // width) % height
-        w = t % width
+        p, h, w = unravel3(t, height, width)
         acc = T(0.0)
         for oh in range(lo_h[h], hi_h[h]):
             if src_h[oh] == h:
@@ -152,6 +156,7 @@ def _nearest_backward_kernel(grad_out, grad_x, src_h, src_w, lo_h, hi_h, lo_w, h
         grad_x[p, h, w] = acc
 
 
+_two_tap_adjoint = cuda.jit(device=True)(_two_tap_adjoint_kernel)
 _bilinear_forward = cuda.jit(cache=True)(_bilinear_forward_kernel)
 _bilinear_backward_rows = cuda.jit(cache=True)(_bilinear_backward_rows_kernel)
 _bilinear_backward_cols = cuda.jit(cache=True)(_bilinear_backward_cols_kernel)
@@ -182,66 +187,52 @@ def _device(*arrays):
     return tuple(xp.asarray(np.ascontiguousarray(a)) for a in arrays)
 
 
+def _on_planes(kernel, src, out_hw, *taps):
+    """Run ``kernel(src planes, out planes, *taps)`` with one thread per output element.
+
+    src: (N, C, *in) on the device; returns ``out: (N, C, *out_hw)`` in src's dtype.
+    The planes are ``src`` as a contiguous ``(N·C, *in)`` array and ``out`` allocated
+    as ``(N·C, *out_hw)``; the host arrays ``taps`` are copied to the device first.
+    """
+    xp = array_module()
+    n, c = src.shape[:2]
+    planes = xp.ascontiguousarray(src).reshape(n * c, *src.shape[2:])
+    out = xp.empty((n * c, *out_hw), dtype=src.dtype)
+    launch(kernel, out.size, planes, out, *_device(*taps))
+    return out.reshape(n, c, *out_hw)
+
+
 def upsample_bilinear2d_forward(x, output_hw, align_corners, scales):
     """Bilinear resize ``x: (N, C, H, W)`` → ``(N, C, Ho, Wo)``; same contract as the CPU entry point."""
-    xp = array_module()
-    n, c, height, width = x.shape
-    out_h, out_w = output_hw
-    y0, y1, wy0, wy1 = bilinear_taps(height, out_h, align_corners, scales[0], x.dtype)
-    x0, x1, wx0, wx1 = bilinear_taps(width, out_w, align_corners, scales[1], x.dtype)
-    out = xp.empty((n * c, out_h, out_w), dtype=x.dtype)
-    launch(
-        _bilinear_forward, out.size, xp.ascontiguousarray(x).reshape(n * c, height, width), out,
-        *_device(y0, y1, wy0, wy1, x0, x1, wx0, wx1),
-    )
-    return out.reshape(n, c, out_h, out_w)
+    taps = bilinear_taps_hw(x.shape[2:], output_hw, align_corners, scales, x.dtype)
+    return _on_planes(_bilinear_forward, x, tuple(output_hw), *taps)
 
 
 def upsample_bilinear2d_backward(grad_out, input_hw, align_corners, scales):
     """Gradient of :func:`upsample_bilinear2d_forward` w.r.t. x: ``(N, C, Ho, Wo)`` → ``(N, C, H, W)``.
 
-    Two gather passes (along H, then along W), no atomics; see the module docstring.
+    Two gather passes (along H into ``rows: (N, C, H, Wo)``, then along W), no
+    atomics; see the module docstring.
     """
-    xp = array_module()
-    n, c, out_h, out_w = grad_out.shape
     height, width = input_hw
-    y0, y1, wy0, wy1 = bilinear_taps(height, out_h, align_corners, scales[0], grad_out.dtype)
-    x0, x1, wx0, wx1 = bilinear_taps(width, out_w, align_corners, scales[1], grad_out.dtype)
-    rows = xp.empty((n * c, height, out_w), dtype=grad_out.dtype)
-    grad_x = xp.empty((n * c, height, width), dtype=grad_out.dtype)
-    launch(
-        _bilinear_backward_rows, rows.size, xp.ascontiguousarray(grad_out).reshape(n * c, out_h, out_w), rows,
-        *_device(y0, y1, wy0, wy1, *_readers(height, y0, y1)),
+    out_w = grad_out.shape[3]
+    y0, y1, wy0, wy1, x0, x1, wx0, wx1 = bilinear_taps_hw(
+        input_hw, grad_out.shape[2:], align_corners, scales, grad_out.dtype
     )
-    launch(_bilinear_backward_cols, grad_x.size, rows, grad_x, *_device(x0, x1, wx0, wx1, *_readers(width, x0, x1)))
-    return grad_x.reshape(n, c, height, width)
+    rows = _on_planes(_bilinear_backward_rows, grad_out, (height, out_w), y0, y1, wy0, wy1, *_readers(height, y0, y1))
+    return _on_planes(_bilinear_backward_cols, rows, (height, width), x0, x1, wx0, wx1, *_readers(width, x0, x1))
 
 
 def upsample_nearest2d_forward(x, output_hw, scales):
     """Nearest-neighbour resize ``(N, C, H, W)`` → ``(N, C, Ho, Wo)``; same contract as the CPU entry point."""
-    xp = array_module()
-    n, c, height, width = x.shape
-    out_h, out_w = output_hw
-    src_h = nearest_taps(height, out_h, scales[0])
-    src_w = nearest_taps(width, out_w, scales[1])
-    out = xp.empty((n * c, out_h, out_w), dtype=x.dtype)
-    launch(
-        _nearest_forward, out.size, xp.ascontiguousarray(x).reshape(n * c, height, width), out,
-        *_device(src_h, src_w),
-    )
-    return out.reshape(n, c, out_h, out_w)
+    src_h, src_w = nearest_taps_hw(x.shape[2:], output_hw, scales)
+    return _on_planes(_nearest_forward, x, tuple(output_hw), src_h, src_w)
 
 
 def upsample_nearest2d_backward(grad_out, input_hw, scales):
     """Gradient of :func:`upsample_nearest2d_forward`: each input gathers the gradients of its copies."""
-    xp = array_module()
-    n, c, out_h, out_w = grad_out.shape
     height, width = input_hw
-    src_h = nearest_taps(height, out_h, scales[0])
-    src_w = nearest_taps(width, out_w, scales[1])
-    grad_x = xp.empty((n * c, height, width), dtype=grad_out.dtype)
-    launch(
-        _nearest_backward, grad_x.size, xp.ascontiguousarray(grad_out).reshape(n * c, out_h, out_w), grad_x,
-        *_device(src_h, src_w, *_readers(height, src_h), *_readers(width, src_w)),
+    src_h, src_w = nearest_taps_hw(input_hw, grad_out.shape[2:], scales)
+    return _on_planes(
+        _nearest_backward, grad_out, (height, width), src_h, src_w, *_readers(height, src_h), *_readers(width, src_w)
     )
-    return grad_x.reshape(n, c, height, width)
