@@ -468,6 +468,41 @@ def _flipped_padding(w, padding, dilation) -> tuple[int, int]:
     return tuple(d * (k - 1) - p for k, p, d in zip(w.shape[2:], padding, dilation))
 
 
+def _conv2d_output_hw(x_shape, w_shape, stride, padding, dilation) -> tuple[int, int]:
+    """``(Ho, Wo)`` of conv2d of ``x: (N, C, H, W)`` with ``w: (O, Cg, kh, kw)`` (shapes only; both devices).
+
+    ``Ho = (H + 2ph − dh(kh−1) − 1) // sh + 1`` (:func:`kernels.geometry.conv_output_size`), W alike.
+    """
+    kh, kw = w_shape[2:]
+    return (
+        conv_output_size(x_shape[2], kh, stride[0], padding[0], dilation[0]),
+        conv_output_size(x_shape[3], kw, stride[1], padding[1], dilation[1]),
+    )
+
+
+def _conv_transpose2d_output_hw(x_shape, w_shape, stride, padding, output_padding, dilation) -> tuple[int, int]:
+    """``(Ho, Wo)`` of conv_transpose2d of ``x: (N, Cin, H, W)`` with ``w: (Cin, Og, kh, kw)`` (both devices).
+
+    ``Ho = (H − 1)·sh − 2ph + dh(kh − 1) + oph + 1``
+    (:func:`kernels.geometry.conv_transpose_output_size`), W alike.
+    """
+    kh, kw = w_shape[2:]
+    return (
+        conv_transpose_output_size(x_shape[2], kh, stride[0], padding[0], output_padding[0], dilation[0]),
+        conv_transpose_output_size(x_shape[3], kw, stride[1], padding[1], output_padding[1], dilation[1]),
+    )
+
+
+def _input_grad_output_padding(input_hw, grad_out_shape, w_shape, stride, padding, dilation) -> tuple[int, int]:
+    """The output_padding that makes conv_transpose2d of ``grad_out`` exactly ``input_hw`` (both devices).
+
+    ``oph = H − ((Ho − 1)·sh − 2ph + dh(kh − 1) + 1)  ∈ [0, sh − 1]``: the rows of x
+    that no window of the forward conv2d reached; W alike.
+    """
+    no_padding = _conv_transpose2d_output_hw(grad_out_shape, w_shape, stride, padding, (0, 0), dilation)
+    return input_hw[0] - no_padding[0], input_hw[1] - no_padding[1]
+
+
 def _contiguous(*arrays):
     """Each array C-contiguous in the first array's dtype (views stay views when possible)."""
     dtype = arrays[0].dtype
@@ -484,10 +519,8 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
     with ``g = o // Og`` and zero outside the image. im2col + GEMM, tiled per image.
     """
     x, w = _contiguous(x, w)
-    kh, kw = w.shape[2:]
-    Ho = conv_output_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
-    Wo = conv_output_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
-    return _conv2d_gemm(x, w, stride, padding, dilation, groups, (Ho, Wo))
+    out_hw = _conv2d_output_hw(x.shape, w.shape, stride, padding, dilation)
+    return _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw)
 
 
 def conv2d_backward_input(grad_out, w, input_hw, stride, padding, dilation, groups):
@@ -501,13 +534,7 @@ def conv2d_backward_input(grad_out, w, input_hw, stride, padding, dilation, grou
 
         output_padding = H − ((Ho − 1)·sh − 2ph + dh(kh − 1) + 1)        ∈ [0, sh − 1]
     """
-    H, W = input_hw
-    kh, kw = w.shape[2:]
-    Ho, Wo = grad_out.shape[2:]
-    output_padding = (
-        H - conv_transpose_output_size(Ho, kh, stride[0], padding[0], 0, dilation[0]),
-        W - conv_transpose_output_size(Wo, kw, stride[1], padding[1], 0, dilation[1]),
-    )
+    output_padding = _input_grad_output_padding(input_hw, grad_out.shape, w.shape, stride, padding, dilation)
     return conv_transpose2d_forward(grad_out, w, stride, padding, output_padding, groups, dilation)
 
 
@@ -533,13 +560,11 @@ def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dila
     conv2d's input gradient (:func:`conv2d_backward_input`).
     """
     x, w = _contiguous(x, w)
-    kh, kw = w.shape[2:]
-    Ho = conv_transpose_output_size(x.shape[2], kh, stride[0], padding[0], output_padding[0], dilation[0])
-    Wo = conv_transpose_output_size(x.shape[3], kw, stride[1], padding[1], output_padding[1], dilation[1])
+    out_hw = _conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)
     if tuple(stride) == (1, 1) and x.shape[1] <= w.shape[1] * groups:
         return _conv2d_gemm(x, _flipped(w, groups), (1, 1), _flipped_padding(w, padding, dilation), dilation,
-                            groups, (Ho, Wo))
-    return _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, (Ho, Wo))
+                            groups, out_hw)
+    return _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw)
 
 
 def conv_transpose2d_backward_input(grad_out, w, stride, padding, groups, dilation):
@@ -555,10 +580,8 @@ def conv_transpose2d_backward_input(grad_out, w, stride, padding, groups, dilati
     the caller keeps ``[..., :H, :W]`` (row ``y`` of a convolution depends on ``y`` only).
     """
     grad_out, w = _contiguous(grad_out, w)
-    kh, kw = w.shape[2:]
-    H = conv_output_size(grad_out.shape[2], kh, stride[0], padding[0], dilation[0])
-    W = conv_output_size(grad_out.shape[3], kw, stride[1], padding[1], dilation[1])
-    return _conv2d_gemm(grad_out, w, stride, padding, dilation, groups, (H, W))
+    out_hw = _conv2d_output_hw(grad_out.shape, w.shape, stride, padding, dilation)
+    return _conv2d_gemm(grad_out, w, stride, padding, dilation, groups, out_hw)
 
 
 def conv_transpose2d_backward_weight(x, grad_out, kernel_hw, stride, padding, groups, dilation):

@@ -40,8 +40,9 @@ from __future__ import annotations
 
 from numba import cuda
 
+from kernels.cpu.conv import _conv2d_output_hw, _conv_transpose2d_output_hw, _input_grad_output_padding, _is_pointwise
+from kernels.cuda._index import unravel3, unravel4
 from kernels.cuda._launch import array_module, launch
-from kernels.geometry import conv_output_size, conv_transpose_output_size
 
 __all__ = [
     "conv2d_forward",
@@ -70,15 +71,10 @@ def _im2col_kernel(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, out_w):
     """
     n_images, channels, height, width = x.shape
     rows, length = cols.shape[1], cols.shape[2]
-    khw = kh * kw
     n = n_images * rows * length
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        b = t // (rows * length)
-        r = (t // length) % rows
-        q = t % length
-        c = r // khw
-        i = (r // kw) % kh
-        j = r % kw
+        b, r, q = unravel3(t, rows, length)
+        c, i, j = unravel3(r, kh, kw)
         iy = (q // out_w) * sh + i * dh - ph
         ix = (q % out_w) * sw + j * dw - pw
         if iy >= 0 and iy < height and ix >= 0 and ix < width and c < channels:
@@ -111,10 +107,7 @@ def _col2im_kernel(cols, out, kh, kw, sh, sw, ph, pw, dh, dw, in_w):
     T = out.dtype.type
     n = n_images * channels * out_h * out_w
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        b = t // (channels * out_h * out_w)
-        o = (t // (out_h * out_w)) % channels
-        oy = (t // out_w) % out_h
-        ox = t % out_w
+        b, o, oy, ox = unravel4(t, channels, out_h, out_w)
         acc = T(0.0)
         for i in range(kh):
             ty = oy + ph - i * dh
@@ -136,11 +129,6 @@ def _col2im_kernel(cols, out, kh, kw, sh, sw, ph, pw, dh, dw, in_w):
 
 _im2col = cuda.jit(cache=True)(_im2col_kernel)
 _col2im = cuda.jit(cache=True)(_col2im_kernel)
-
-
-def _is_pointwise(kernel_hw, stride, padding, dilation) -> bool:
-    """A 1x1 kernel, stride 1, no padding: the image is its own column matrix."""
-    return tuple(kernel_hw) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
 
 
 def _images_per_block(n_images: int, per_image: int, itemsize: int) -> int:
@@ -271,10 +259,8 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
     with ``g = o // Og``, zero outside the image; im2col kernel + batched GEMM.
     """
     x, w = _contiguous(x, w)
-    kh, kw = w.shape[2:]
-    Ho = conv_output_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
-    Wo = conv_output_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
-    return _conv2d_gemm(x, w, stride, padding, dilation, groups, (Ho, Wo))
+    out_hw = _conv2d_output_hw(x.shape, w.shape, stride, padding, dilation)
+    return _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw)
 
 
 def conv2d_backward_input(grad_out, w, input_hw, stride, padding, dilation, groups):
@@ -283,13 +269,7 @@ def conv2d_backward_input(grad_out, w, input_hw, stride, padding, dilation, grou
     ``conv_transpose2d_forward(grad_out, w, stride, padding, output_padding, groups, dilation)``
     with ``output_padding = H − ((Ho − 1)·sh − 2ph + dh(kh − 1) + 1)``, as on the CPU.
     """
-    H, W = input_hw
-    kh, kw = w.shape[2:]
-    Ho, Wo = grad_out.shape[2:]
-    output_padding = (
-        H - conv_transpose_output_size(Ho, kh, stride[0], padding[0], 0, dilation[0]),
-        W - conv_transpose_output_size(Wo, kw, stride[1], padding[1], 0, dilation[1]),
-    )
+    output_padding = _input_grad_output_padding(input_hw, grad_out.shape, w.shape, stride, padding, dilation)
     return conv_transpose2d_forward(grad_out, w, stride, padding, output_padding, groups, dilation)
 
 
@@ -310,10 +290,8 @@ def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dila
     Batched GEMM then the col2im gather kernel.
     """
     x, w = _contiguous(x, w)
-    kh, kw = w.shape[2:]
-    Ho = conv_transpose_output_size(x.shape[2], kh, stride[0], padding[0], output_padding[0], dilation[0])
-    Wo = conv_transpose_output_size(x.shape[3], kw, stride[1], padding[1], output_padding[1], dilation[1])
-    return _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, (Ho, Wo))
+    out_hw = _conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)
+    return _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw)
 
 
 def conv_transpose2d_backward_input(grad_out, w, stride, padding, groups, dilation):
@@ -323,10 +301,8 @@ def conv_transpose2d_backward_input(grad_out, w, stride, padding, groups, dilati
     ``H' = H + oph // sh`` and the caller keeps ``[..., :H, :W]``.
     """
     grad_out, w = _contiguous(grad_out, w)
-    kh, kw = w.shape[2:]
-    H = conv_output_size(grad_out.shape[2], kh, stride[0], padding[0], dilation[0])
-    W = conv_output_size(grad_out.shape[3], kw, stride[1], padding[1], dilation[1])
-    return _conv2d_gemm(grad_out, w, stride, padding, dilation, groups, (H, W))
+    out_hw = _conv2d_output_hw(grad_out.shape, w.shape, stride, padding, dilation)
+    return _conv2d_gemm(grad_out, w, stride, padding, dilation, groups, out_hw)
 
 
 def conv_transpose2d_backward_weight(x, grad_out, kernel_hw, stride, padding, groups, dilation):
