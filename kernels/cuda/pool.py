@@ -36,6 +36,7 @@ import numpy as np
 from numba import cuda
 
 from kernels.cpu.pool import _window_max_kernel
+from kernels.cuda._index import unravel3
 from kernels.cuda._launch import array_module, launch
 from kernels.geometry import pool_output_size
 
@@ -68,9 +69,7 @@ def _max_pool2d_kernel(x, out, indices, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf)
     out_h, out_w = out.shape[1], out.shape[2]
     n = n_planes * out_h * out_w
     for t in range(cuda.grid(1), n, cuda.gridsize(1)):
-        p = t // (out_h * out_w)
-        oh = (t // out_w) % out_h
-        ow = t % out_w
+        p, oh, ow = unravel3(t, out_h, out_w)
         best, arg = _window_max(x[p], oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf)
         out[p, oh, ow] = best
         indices[p, oh, ow] = arg
