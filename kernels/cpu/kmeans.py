@@ -61,6 +61,16 @@ _nearest_center = njit(cache=True, inline="always")(_nearest_center_kernel)
 _kmeans_assign_jit = njit(parallel=True, cache=True)(_kmeans_assign_kernel)
 
 
+def _check_shapes(points, centers) -> None:
+    """``ValueError`` unless ``points: (P, D)`` and ``centers: (K, D)`` with ``K ≥ 1`` when ``P ≥ 1`` (both devices)."""
+    if points.ndim != 2 or centers.ndim != 2 or points.shape[1] != centers.shape[1]:
+        raise ValueError(
+            f"kmeans_assign: expected points (P, D) and centers (K, D), got {points.shape} and {centers.shape}"
+        )
+    if centers.shape[0] == 0 and points.shape[0]:
+        raise ValueError("kmeans_assign: centers is empty (K = 0); expected at least one centre")
+
+
 def kmeans_assign(points, centers):
     """Nearest-centre labels (int64, shape ``(P,)``) for ``points: (P, D)`` and ``centers: (K, D)``.
 
@@ -69,10 +79,7 @@ def kmeans_assign(points, centers):
     """
     pts = np.ascontiguousarray(points, dtype=np.float64)
     ctr = np.ascontiguousarray(centers, dtype=np.float64)
-    if pts.ndim != 2 or ctr.ndim != 2 or pts.shape[1] != ctr.shape[1]:
-        raise ValueError(f"kmeans_assign: expected points (P, D) and centers (K, D), got {pts.shape} and {ctr.shape}")
-    if ctr.shape[0] == 0 and pts.shape[0]:
-        raise ValueError("kmeans_assign: centers is empty (K = 0); expected at least one centre")
+    _check_shapes(pts, ctr)
     labels = np.empty(pts.shape[0], dtype=np.int64)
     if pts.shape[0]:
         _kmeans_assign_jit(pts, ctr, labels)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from kernels.cpu.kmeans import _nearest_center_kernel
+from kernels.cpu.kmeans import _check_shapes, _nearest_center_kernel
 from kernels.cuda._launch import array_module, launch
 
 __all__ = ["kmeans_assign"]
@@ -41,10 +41,7 @@ def kmeans_assign(points, centers):
     xp = array_module()
     pts = xp.ascontiguousarray(points, dtype=np.float64)
     ctr = xp.ascontiguousarray(centers, dtype=np.float64)
-    if pts.ndim != 2 or ctr.ndim != 2 or pts.shape[1] != ctr.shape[1]:
-        raise ValueError(f"kmeans_assign: expected points (P, D) and centers (K, D), got {pts.shape} and {ctr.shape}")
-    if ctr.shape[0] == 0 and pts.shape[0]:
-        raise ValueError("kmeans_assign: centers is empty (K = 0); expected at least one centre")
+    _check_shapes(pts, ctr)
     labels = xp.empty(pts.shape[0], dtype=np.int64)
     launch(_kmeans_assign, pts.shape[0], pts, ctr, labels)
     return labels
