@@ -147,6 +147,17 @@ def _bilinear_kernel(y, x, height, width):
     )
 
 
+def _sample_coord_kernel(start, bin_index, bin_size, sample, grid):
+    """Coordinate of sample ``sample`` of bin ``bin_index`` along one axis, in T = type(start)::
+
+        start + bin_index·bin_size + (sample + 0.5)·bin_size / grid      (left to right)
+
+    torchvision's order of operations, shared by the CPU sample table and both CUDA kernels.
+    """
+    T = type(start)
+    return start + T(bin_index) * bin_size + (T(sample) + T(0.5)) * bin_size / T(grid)
+
+
 def _roi_sample_table_kernel(start_h, start_w, bin_h, bin_w, grid_h, grid_w, height, width,
                              pooled_h, pooled_w, pos, wts, valid):
     """Fill the sample table of one RoI (shared by forward and backward).
@@ -157,16 +168,16 @@ def _roi_sample_table_kernel(start_h, start_w, bin_h, bin_w, grid_h, grid_w, hei
         y = start_h + ph·bin_h + (iy + 0.5)·bin_h / gh
         x = start_w + pw·bin_w + (ix + 0.5)·bin_w / gw
 
-    (left to right, in T), with offsets and weights from :func:`_bilinear_kernel`.
+    (left to right, in T; :func:`_sample_coord_kernel`), with offsets and weights
+    from :func:`_bilinear_kernel`.
     """
-    T = type(start_h)
     s = 0
     for ph in range(pooled_h):
         for pw in range(pooled_w):
             for iy in range(grid_h):
-                y = start_h + T(ph) * bin_h + (T(iy) + T(0.5)) * bin_h / T(grid_h)
+                y = _sample_coord(start_h, ph, bin_h, iy, grid_h)
                 for ix in range(grid_w):
-                    x = start_w + T(pw) * bin_w + (T(ix) + T(0.5)) * bin_w / T(grid_w)
+                    x = _sample_coord(start_w, pw, bin_w, ix, grid_w)
                     p1, p2, p3, p4, w1, w2, w3, w4, ok = _bilinear(y, x, height, width)
                     pos[s, 0] = p1
                     pos[s, 1] = p2
@@ -302,6 +313,7 @@ def _roi_align_backward_kernel(grad_out, rois, grad_x, channels, height, width, 
 _row = njit(cache=True, inline="always")(_row_kernel)
 _roi_geometry = njit(cache=True, inline="always", error_model="numpy")(_roi_geometry_kernel)
 _bilinear = njit(cache=True, inline="always", error_model="numpy")(_bilinear_kernel)
+_sample_coord = njit(cache=True, inline="always", error_model="numpy")(_sample_coord_kernel)
 _roi_sample_table = njit(cache=True, error_model="numpy")(_roi_sample_table_kernel)
 _roi_align_forward = njit(parallel=True, cache=True, error_model="numpy")(_roi_align_forward_kernel)
 _roi_align_backward = njit(parallel=True, cache=True, error_model="numpy")(_roi_align_backward_kernel)

@@ -5,7 +5,8 @@ in x's dtype; ``out: (K, C, PH, PW)``.
 
 The arithmetic is the CPU's, compiled a second time: the RoI geometry
 (:func:`kernels.cpu.roi_align._roi_geometry_kernel`: start, bin size, sampling
-grid) and the bilinear taps (:func:`kernels.cpu.roi_align._bilinear_kernel`: four
+grid), the sample coordinates (:func:`kernels.cpu.roi_align._sample_coord_kernel`)
+and the bilinear taps (:func:`kernels.cpu.roi_align._bilinear_kernel`: four
 flat offsets ``y·W + x``, four weights, a validity flag) are the same Python
 functions, bound here with ``cuda.jit(device=True)``. Only the loop around them
 changes, to torchvision's CUDA thread mapping:
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from numba import cuda
 
-from kernels.cpu.roi_align import _bilinear_kernel, _roi_geometry_kernel
+from kernels.cpu.roi_align import _bilinear_kernel, _roi_geometry_kernel, _sample_coord_kernel
 from kernels.cuda._index import unravel4
 from kernels.cuda._launch import array_module, launch
 
@@ -64,9 +65,9 @@ def _roi_align_forward_kernel(x, rois, out, height, width, spatial_scale, sampli
         count = T(max(grid_h * grid_w, 1))
         acc = T(0.0)
         for iy in range(grid_h):
-            y = start_h + T(ph) * bin_h + (T(iy) + T(0.5)) * bin_h / T(grid_h)
+            y = _sample_coord(start_h, ph, bin_h, iy, grid_h)
             for ix in range(grid_w):
-                xs = start_w + T(pw) * bin_w + (T(ix) + T(0.5)) * bin_w / T(grid_w)
+                xs = _sample_coord(start_w, pw, bin_w, ix, grid_w)
                 p1, p2, p3, p4, w1, w2, w3, w4, ok = _bilinear(y, xs, height, width)
                 acc += w1 * x[b, c, p1] + w2 * x[b, c, p2] + w3 * x[b, c, p3] + w4 * x[b, c, p4]
         out[k, c, ph, pw] = acc / count
@@ -99,9 +100,9 @@ def _roi_align_backward_kernel(grad_out, rois, grad_x, height, width, spatial_sc
         count = T(grid_h * grid_w)
         g = grad_out[k, c, ph, pw]
         for iy in range(grid_h):
-            y = start_h + T(ph) * bin_h + (T(iy) + T(0.5)) * bin_h / T(grid_h)
+            y = _sample_coord(start_h, ph, bin_h, iy, grid_h)
             for ix in range(grid_w):
-                xs = start_w + T(pw) * bin_w + (T(ix) + T(0.5)) * bin_w / T(grid_w)
+                xs = _sample_coord(start_w, pw, bin_w, ix, grid_w)
                 p1, p2, p3, p4, w1, w2, w3, w4, ok = _bilinear(y, xs, height, width)
                 if ok:
                     cuda.atomic.add(grad_x, (b, c, p1), g * w1 / count)
@@ -112,6 +113,7 @@ def _roi_align_backward_kernel(grad_out, rois, grad_x, height, width, spatial_sc
 
 _roi_geometry = cuda.jit(device=True)(_roi_geometry_kernel)
 _bilinear = cuda.jit(device=True)(_bilinear_kernel)
+_sample_coord = cuda.jit(device=True)(_sample_coord_kernel)
 _roi_align_forward = cuda.jit(cache=True)(_roi_align_forward_kernel)
 _roi_align_backward = cuda.jit(cache=True)(_roi_align_backward_kernel)
 
