@@ -72,6 +72,12 @@ def _decode(node: Any, archive) -> Any:
     return node
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` (nested dicts/lists of arrays, Tensors and scalars) to ``path`` atomically."""
     arrays: list[np.ndarray] = []
@@ -84,6 +90,7 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     payload[_STRUCTURE] = np.frombuffer(structure.encode("utf-8"), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; a checkpoint gets the usual permissions
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **payload)
             fh.flush()
