@@ -141,7 +141,7 @@ def cases(device: str = "cpu", batch: int = 8, height: int = 176, width: int = 2
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     shape = f"N{batch} 3x{height}x{width} base{base} depth{depth} K{num_classes}"
     flops = _step_flops(height, width, batch, base, depth, 3, num_classes)
-    return [Case("unet_train_step", shape, "forward+backward+adam", ours_step, ref_step, flops, "GFLOP/s", sync)]
+    return [Case("unet_step", shape, "forward+backward+adam", ours_step, ref_step, flops, "GFLOP/s", sync)]
 
 
 def main(argv=None) -> int:
