@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import settings
 from hypothesis import strategies as st
 
-__all__ = ["seeds", "dtypes", "randn", "distinct", "away_from_zero", "TOL", "settings_fast"]
+__all__ = ["seeds", "dtypes", "randn", "distinct", "away_from_zero", "strided", "TOL", "settings_fast"]
 
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 dtypes = st.sampled_from([np.float64, np.float32])
@@ -53,3 +53,12 @@ def away_from_zero(seed: int, shape, dtype=np.float64, margin: float = 0.05) -> 
     x = randn(seed, shape, np.float64)
     x = np.where(np.abs(x) < margin, np.sign(x + 1e-12) * margin + x, x)
     return x.astype(dtype)
+
+
+def strided(a: np.ndarray) -> np.ndarray:
+    """A non-contiguous view with the values of ``a`` (every other element of a wider last axis)."""
+    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+    wide[..., ::2] = a
+    view = wide[..., ::2]
+    assert not view.flags.c_contiguous or view.size <= 1
+    return view

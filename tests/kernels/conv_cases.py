@@ -17,6 +17,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from kernels.geometry import conv_output_size, conv_transpose_output_size
+from tests.strategies import strided as noncontiguous
 
 __all__ = [
     "Geometry", "conv_geometries", "transpose_geometries", "noncontiguous", "assert_conv_close", "execution",
@@ -131,13 +132,6 @@ def transpose_geometries(draw) -> Geometry:
     return g
 
 
-def noncontiguous(a: np.ndarray) -> np.ndarray:
-    """A strided view (every other element of a wider last axis) with the values of ``a``."""
-    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
-    wide[..., ::2] = a
-    view = wide[..., ::2]
-    assert not view.flags.c_contiguous or view.size <= 1
-    return view
 
 
 def gradient_magnitudes(torch_fn, arrays, upstream) -> list[float]:

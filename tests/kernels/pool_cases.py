@@ -10,6 +10,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from kernels.geometry import pool_output_size
+from tests.strategies import strided
 
 __all__ = [
     "PoolGeometry",
@@ -88,13 +89,6 @@ def pool_input(seed: int, shape, dtype, kind: str) -> np.ndarray:
     return x
 
 
-def strided(a: np.ndarray) -> np.ndarray:
-    """A non-contiguous view with the values of ``a`` (every other element of a wider last axis)."""
-    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
-    wide[..., ::2] = a
-    view = wide[..., ::2]
-    assert not view.flags.c_contiguous or view.size <= 1
-    return view
 
 
 def torch_max_pool2d(x: np.ndarray, g: PoolGeometry, grad_out: np.ndarray | None = None):
