@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import Case
+from benchmarks.common import Case, torch_device_and_sync
 
 __all__ = ["cases", "CONV2D_SHAPES", "CONV_TRANSPOSE2D_SHAPES"]
 
@@ -80,8 +80,7 @@ def cases(device: str = "cpu") -> list[Case]:
 
     import minitorchseg.functional as F
 
-    torch_device = "cuda" if device == "cuda" else "cpu"
-    sync = torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
+    torch_device, sync = torch_device_and_sync(device)
     result: list[Case] = []
     for cin, cout, size in CONV2D_SHAPES:
         ours_in, ref_in, go_ours, go_ref = _tensors(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import Case
+from benchmarks.common import Case, torch_device_and_sync
 
 __all__ = ["cases"]
 
@@ -37,8 +37,7 @@ def cases(device: str = "cpu") -> list[Case]:
     import minitorchseg.functional as F
 
     tf = torch.nn.functional
-    torch_device = "cuda" if device == "cuda" else "cpu"
-    sync = torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
+    torch_device, sync = torch_device_and_sync(device)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     values, indices = tf.max_pool2d(torch.tensor(x), 2, return_indices=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import Case
+from benchmarks.common import Case, torch_device_and_sync
 
 __all__ = ["cases", "make_inputs"]
 
@@ -53,8 +53,7 @@ def cases(device: str = "cpu") -> list[Case]:
     import minitorchseg as mts
     from minitorchseg.ops import roi_align, roi_pool
 
-    torch_device = "cuda" if device == "cuda" else "cpu"
-    sync = torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
+    torch_device, sync = torch_device_and_sync(device)
     x, rois = make_inputs()
     x_ours = mts.tensor(x, device=device)
     x_ours_grad = mts.tensor(x, device=device, requires_grad=True)

@@ -20,7 +20,7 @@ import platform
 
 import numpy as np
 
-from benchmarks.common import Case, run_case
+from benchmarks.common import Case, run_case, torch_device_and_sync
 
 __all__ = ["cases", "torch_unet", "main"]
 
@@ -124,7 +124,7 @@ def cases(device: str = "cpu", batch: int = 8, height: int = 176, width: int = 2
         opt.step()
         return loss.item()
 
-    torch_device = "cuda" if device == "cuda" else "cpu"
+    torch_device, sync = torch_device_and_sync(device)
     torch.manual_seed(0)
     ref = torch_unet(num_classes, 3, base, depth).to(torch_device)
     ref.train()
@@ -138,7 +138,6 @@ def cases(device: str = "cpu", batch: int = 8, height: int = 176, width: int = 2
         ref_opt.step()
         return loss.item()
 
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     shape = f"N{batch} 3x{height}x{width} base{base} depth{depth} K{num_classes}"
     flops = _step_flops(height, width, batch, base, depth, 3, num_classes)
     return [Case("unet_step", shape, "forward+backward+adam", ours_step, ref_step, flops, "GFLOP/s", sync)]

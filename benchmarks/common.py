@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Case", "Result", "run_case"]
+__all__ = ["Case", "Result", "run_case", "torch_device_and_sync"]
 
 
 @dataclass
@@ -43,6 +43,18 @@ class Result:
     ours_rate: float
     torch_rate: float
     unit: str
+
+
+def torch_device_and_sync(device: str):
+    """torch's device for ``device`` and the call that waits for its queued work (a no-op on the CPU).
+
+    ``torch.cuda.synchronize`` also waits for CuPy and Numba work on the same (default) stream.
+    """
+    import torch
+
+    if device == "cuda":
+        return "cuda", torch.cuda.synchronize
+    return "cpu", lambda: None
 
 
 def _timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
