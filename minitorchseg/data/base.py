@@ -32,6 +32,7 @@ __all__ = [
     "check_labels",
     "require_dir",
     "pairs_by_stem",
+    "listed_pair",
     "PairedSegmentationDataset",
 ]
 
@@ -46,6 +47,15 @@ def require_dir(path, what: str) -> str:
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{what} not found: {path!r} is not a directory")
     return path
+
+
+def listed_pair(list_file, lineno: int, image: str, mask: str) -> tuple[str, str]:
+    """``(image, mask)`` from line ``lineno`` of a split list, or ``FileNotFoundError`` naming the line and file."""
+    if not os.path.isfile(image):
+        raise FileNotFoundError(f"{list_file}:{lineno}: image file not found: {image!r}")
+    if not os.path.isfile(mask):
+        raise FileNotFoundError(f"{list_file}:{lineno}: image {image!r} has no mask: {mask!r} not found")
+    return image, mask
 
 
 def _files_by_stem(directory: str, extensions) -> dict:

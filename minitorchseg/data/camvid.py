@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from minitorchseg.data.base import PairedSegmentationDataset, pairs_by_stem, require_dir
+from minitorchseg.data.base import PairedSegmentationDataset, listed_pair, pairs_by_stem, require_dir
 from minitorchseg.data.palettes import CAMVID_CLASSES, CAMVID_IGNORE_INDEX, CAMVID_PALETTE
 
 __all__ = ["CamVid"]
@@ -73,11 +73,5 @@ class CamVid(PairedSegmentationDataset):
                         f"{list_file}:{lineno}: expected 'image_path label_path', got {line.strip()!r}"
                     )
                 image, mask = _resolve(self.root, fields[0]), _resolve(self.root, fields[1])
-                if not os.path.isfile(image):
-                    raise FileNotFoundError(f"{list_file}:{lineno}: image file not found: {image!r}")
-                if not os.path.isfile(mask):
-                    raise FileNotFoundError(
-                        f"{list_file}:{lineno}: image {image!r} has no mask: {mask!r} not found"
-                    )
-                pairs.append((image, mask))
+                pairs.append(listed_pair(list_file, lineno, image, mask))
         return pairs

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from minitorchseg.data.base import PairedSegmentationDataset, require_dir
+from minitorchseg.data.base import PairedSegmentationDataset, listed_pair, require_dir
 from minitorchseg.data.palettes import VOC_CLASSES, VOC_IGNORE_INDEX, VOC_PALETTE
 
 __all__ = ["VOCSegmentation"]
@@ -51,12 +51,6 @@ class VOCSegmentation(PairedSegmentationDataset):
                     continue
                 image = os.path.join(images_dir, image_id + ".jpg")
                 mask = os.path.join(masks_dir, image_id + ".png")
-                if not os.path.isfile(image):
-                    raise FileNotFoundError(f"{list_file}:{lineno}: image file not found: {image!r}")
-                if not os.path.isfile(mask):
-                    raise FileNotFoundError(
-                        f"{list_file}:{lineno}: image {image!r} has no mask: {mask!r} not found"
-                    )
-                pairs.append((image, mask))
+                pairs.append(listed_pair(list_file, lineno, image, mask))
         self.ids = [os.path.splitext(os.path.basename(p[0]))[0] for p in pairs]
         super().__init__(pairs, len(VOC_CLASSES), VOC_CLASSES, VOC_PALETTE, VOC_IGNORE_INDEX)
