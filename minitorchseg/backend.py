@@ -3,13 +3,13 @@
 A :class:`Backend` bundles three things for one device:
 
 * ``xp``      the array module (``numpy`` on the CPU, ``cupy`` on a GPU);
-* ``kernels`` the kernel entry points (``kernels.cpu`` or ``kernels.cuda``), two
+* ``kernels`` the kernel entry points (``minitorchseg.kernels.cpu`` or ``minitorchseg.kernels.cuda``), two
   modules with the same function names and argument orders;
 * ``name``    ``"cpu"`` or ``"cuda"``.
 
 Op classes never ask which device they run on: they call ``ctx.xp.exp(x)`` or
 ``ctx.kernels.conv2d_forward(...)`` and the backend of their inputs answers.
-Launch configuration (blocks and threads) lives inside ``kernels.cuda``'s entry
+Launch configuration (blocks and threads) lives inside ``minitorchseg.kernels.cuda``'s entry
 points, never in an op.
 
 ``cuda`` has two flavours:
@@ -112,7 +112,7 @@ def get_backend(device="cpu") -> Backend:
     if name in _BACKENDS:
         return _BACKENDS[name]
     if name == "cpu":
-        backend = Backend("cpu", np, importlib.import_module("kernels.cpu"))
+        backend = Backend("cpu", np, importlib.import_module("minitorchseg.kernels.cpu"))
     else:
         missing = _cuda_missing()
         if missing is not None:
@@ -121,6 +121,6 @@ def get_backend(device="cpu") -> Backend:
                 "Use device='cpu', or set NUMBA_ENABLE_CUDASIM=1 to run the CUDA kernels in Numba's simulator."
             )
         xp = np if cuda_simulated() else importlib.import_module("cupy")
-        backend = Backend("cuda", xp, importlib.import_module("kernels.cuda"))
+        backend = Backend("cuda", xp, importlib.import_module("minitorchseg.kernels.cuda"))
     _BACKENDS[name] = backend
     return backend

@@ -6,7 +6,7 @@ K-means groups them into ``k`` colours, and the label map is the segmentation.
 Algorithm, for ``points: (P, D)``::
 
     centers = init(points, k)                      # k-means++ (default) or k random points
-    labels  = assign(points, centers)              # kernels.cpu.kmeans_assign (parallel over points)
+    labels  = assign(points, centers)              # minitorchseg.kernels.cpu.kmeans_assign (parallel over points)
     repeat up to `iters` times:
         centers[j] = mean of the points labelled j      (NumPy; empty clusters: see below)
         new = assign(points, centers)

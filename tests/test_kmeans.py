@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minitorchseg as mts
-from kernels.cpu import kmeans_assign
+from minitorchseg.kernels.cpu import kmeans_assign
 from minitorchseg.kmeans import _update_centers, kmeans
 
 

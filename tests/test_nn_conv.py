@@ -296,7 +296,7 @@ def test_module_errors(make, message):
 
 def test_errors_come_before_any_work(monkeypatch):
     """A bad call never reaches a kernel."""
-    from kernels import cpu
+    from minitorchseg.kernels import cpu
 
     def boom(*args, **kwargs):
         raise AssertionError("kernel called")

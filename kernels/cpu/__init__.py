@@ -3,7 +3,7 @@
 Every name here has a twin with the same signature in :mod:`kernels.cuda`.
 """
 
-from kernels.cpu.conv import (
+from .conv import (
     conv2d_backward_input,
     conv2d_backward_weight,
     conv2d_forward,
@@ -11,17 +11,17 @@ from kernels.cpu.conv import (
     conv_transpose2d_backward_weight,
     conv_transpose2d_forward,
 )
-from kernels.cpu.interpolate import (
+from .interpolate import (
     upsample_bilinear2d_backward,
     upsample_bilinear2d_forward,
     upsample_nearest2d_backward,
     upsample_nearest2d_forward,
 )
-from kernels.cpu.kmeans import kmeans_assign
-from kernels.cpu.nms import nms
-from kernels.cpu.pool import max_pool2d_backward, max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward
-from kernels.cpu.roi_align import roi_align_backward, roi_align_forward
-from kernels.cpu.roi_pool import roi_pool_backward, roi_pool_forward
+from .kmeans import kmeans_assign
+from .nms import nms
+from .pool import max_pool2d_backward, max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward
+from .roi_align import roi_align_backward, roi_align_forward
+from .roi_pool import roi_pool_backward, roi_pool_forward
 
 __all__ = [
     "conv2d_forward",

@@ -68,7 +68,7 @@ import numba
 import numpy as np
 from numba import njit, prange, uint64
 
-from kernels.geometry import conv_output_size, conv_transpose_output_size
+from ..geometry import conv_output_size, conv_transpose_output_size
 
 __all__ = [
     "conv2d_forward",

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels.geometry import pool_output_size
+from ..geometry import pool_output_size
 
 __all__ = [
     "max_pool2d_forward",

@@ -5,7 +5,7 @@ Launch configuration (threads per block, grid size) and output allocation live
 in :mod:`kernels.cuda._launch`.
 """
 
-from kernels.cuda.conv import (
+from .conv import (
     conv2d_backward_input,
     conv2d_backward_weight,
     conv2d_forward,
@@ -13,17 +13,17 @@ from kernels.cuda.conv import (
     conv_transpose2d_backward_weight,
     conv_transpose2d_forward,
 )
-from kernels.cuda.interpolate import (
+from .interpolate import (
     upsample_bilinear2d_backward,
     upsample_bilinear2d_forward,
     upsample_nearest2d_backward,
     upsample_nearest2d_forward,
 )
-from kernels.cuda.kmeans import kmeans_assign
-from kernels.cuda.nms import nms
-from kernels.cuda.pool import max_pool2d_backward, max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward
-from kernels.cuda.roi_align import roi_align_backward, roi_align_forward
-from kernels.cuda.roi_pool import roi_pool_backward, roi_pool_forward
+from .kmeans import kmeans_assign
+from .nms import nms
+from .pool import max_pool2d_backward, max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward
+from .roi_align import roi_align_backward, roi_align_forward
+from .roi_pool import roi_pool_backward, roi_pool_forward
 
 __all__ = [
     "conv2d_forward",

@@ -40,9 +40,9 @@ from __future__ import annotations
 
 from numba import cuda
 
-from kernels.cpu.conv import _conv2d_output_hw, _conv_transpose2d_output_hw, _input_grad_output_padding, _is_pointwise
-from kernels.cuda._index import unravel3, unravel4
-from kernels.cuda._launch import array_module, launch
+from ..cpu.conv import _conv2d_output_hw, _conv_transpose2d_output_hw, _input_grad_output_padding, _is_pointwise
+from ._index import unravel3, unravel4
+from ._launch import array_module, launch
 
 __all__ = [
     "conv2d_forward",

@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from kernels.cpu.interpolate import bilinear_taps_hw, nearest_taps_hw
-from kernels.cuda._index import unravel3
-from kernels.cuda._launch import array_module, launch
+from ..cpu.interpolate import bilinear_taps_hw, nearest_taps_hw
+from ._index import unravel3
+from ._launch import array_module, launch
 
 __all__ = [
     "upsample_bilinear2d_forward",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from kernels.cpu.kmeans import _check_shapes, _nearest_center_kernel
-from kernels.cuda._launch import array_module, launch
+from ..cpu.kmeans import _check_shapes, _nearest_center_kernel
+from ._launch import array_module, launch
 
 __all__ = ["kmeans_assign"]
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from kernels.cpu.nms import _descending_order
-from kernels.cuda._launch import array_module, launch, to_host
+from ..cpu.nms import _descending_order
+from ._launch import array_module, launch, to_host
 
 __all__ = ["nms"]
 

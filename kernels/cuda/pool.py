@@ -35,10 +35,10 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from kernels.cpu.pool import _window_max_kernel
-from kernels.cuda._index import unravel3
-from kernels.cuda._launch import array_module, launch
-from kernels.geometry import pool_output_size
+from ..cpu.pool import _window_max_kernel
+from ._index import unravel3
+from ._launch import array_module, launch
+from ..geometry import pool_output_size
 
 __all__ = [
     "max_pool2d_forward",

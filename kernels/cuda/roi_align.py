@@ -31,9 +31,9 @@ from __future__ import annotations
 
 from numba import cuda
 
-from kernels.cpu.roi_align import _bilinear_kernel, _roi_geometry_kernel, _sample_coord_kernel
-from kernels.cuda._index import unravel4
-from kernels.cuda._launch import array_module, launch
+from ..cpu.roi_align import _bilinear_kernel, _roi_geometry_kernel, _sample_coord_kernel
+from ._index import unravel4
+from ._launch import array_module, launch
 
 __all__ = ["roi_align_forward", "roi_align_backward"]
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from kernels.cpu.roi_pool import FLT_MAX, _bin_range_kernel, _roi_box_kernel
-from kernels.cuda._index import unravel4
-from kernels.cuda._launch import array_module, launch
+from ..cpu.roi_pool import FLT_MAX, _bin_range_kernel, _roi_box_kernel
+from ._index import unravel4
+from ._launch import array_module, launch
 
 __all__ = ["roi_pool_forward", "roi_pool_backward"]
 

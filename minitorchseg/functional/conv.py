@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.geometry import conv_transpose_output_size, pair
+from minitorchseg.kernels.geometry import conv_transpose_output_size, pair
 
 from ..autograd import Function
 from ..tensor import Tensor

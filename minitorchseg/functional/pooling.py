@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.geometry import pair, pool_output_size, unpool_default_size
+from minitorchseg.kernels.geometry import pair, pool_output_size, unpool_default_size
 
 from ..autograd import Function
 from ..tensor import Tensor

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from kernels.geometry import conv_transpose_output_size, pair
+from minitorchseg.kernels.geometry import conv_transpose_output_size, pair
 
 from .. import functional as F
 from ..tensor import Tensor

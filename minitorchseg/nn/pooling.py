@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernels.geometry import pair
+from minitorchseg.kernels.geometry import pair
 
 from .. import functional as F
 from ..tensor import Tensor

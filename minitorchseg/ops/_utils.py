@@ -13,7 +13,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from kernels.geometry import pair
+from minitorchseg.kernels.geometry import pair
 
 from ..backend import Backend, get_backend
 from ..tensor import Tensor

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.cuda._launch import SIMULATED, array_module, to_host
+from minitorchseg.kernels.cuda._launch import SIMULATED, array_module, to_host
 from tests.strategies import TOL
 
 __all__ = ["ATOMIC_TOL", "SIMULATED", "dev", "host", "assert_same_as_cpu", "assert_atomic_close"]

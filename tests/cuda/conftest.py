@@ -5,7 +5,7 @@ The simulator replaces ``numba.cuda`` at *import* time, when
 Numba. So, when no GPU with CuPy is usable, this conftest (loaded by pytest
 before any module of this folder, and before anything imports ``numba.cuda``:
 ``tests/cuda`` is collected first and the CPU kernels never import it) sets the
-variable, imports ``numba.cuda`` and ``kernels.cuda`` (now bound to the
+variable, imports ``numba.cuda`` and ``minitorchseg.kernels.cuda`` (now bound to the
 simulator for the rest of the process), and restores the environment at once.
 Numba's CPU compiler does not read the variable: the ``@njit`` kernels and their
 on-disk cache are untouched.
@@ -47,7 +47,7 @@ GPU_MISSING = _gpu_missing()
 
 
 def _import_cuda_kernels() -> str | None:
-    """Import ``kernels.cuda`` (under the simulator when there is no GPU); None or why it cannot run."""
+    """Import ``minitorchseg.kernels.cuda`` (under the simulator when there is no GPU); None or why it cannot run."""
     if GPU_MISSING is not None and "numba.cuda" not in sys.modules:
         previous = os.environ.get("NUMBA_ENABLE_CUDASIM")
         os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
@@ -61,22 +61,22 @@ def _import_cuda_kernels() -> str | None:
             else:
                 os.environ["NUMBA_ENABLE_CUDASIM"] = previous
     try:
-        launch = importlib.import_module("kernels.cuda._launch")
+        launch = importlib.import_module("minitorchseg.kernels.cuda._launch")
     except ImportError as exc:
-        return f"kernels.cuda does not import ({exc})"
+        return f"minitorchseg.kernels.cuda does not import ({exc})"
     if GPU_MISSING is not None and not launch.SIMULATED:
         return (
             "numba.cuda was imported without the simulator before tests/cuda/conftest.py ran and there is no GPU "
             f"({GPU_MISSING}); run `python -m pytest tests/cuda` on its own"
         )
-    importlib.import_module("kernels.cuda")
+    importlib.import_module("minitorchseg.kernels.cuda")
     return None
 
 
 CUDA_UNAVAILABLE = _import_cuda_kernels()
 
 # Without numba-cuda the test modules cannot even be imported: leave them out and say why in the header.
-collect_ignore_glob = ["test_*.py"] if CUDA_UNAVAILABLE and "kernels.cuda" not in sys.modules else []
+collect_ignore_glob = ["test_*.py"] if CUDA_UNAVAILABLE and "minitorchseg.kernels.cuda" not in sys.modules else []
 
 
 def pytest_report_header(config):

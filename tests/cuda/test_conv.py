@@ -1,4 +1,4 @@
-"""kernels.cuda conv2d / conv_transpose2d entries against kernels.cpu and torch, forward and both gradients.
+"""minitorchseg.kernels.cuda conv2d / conv_transpose2d entries against minitorchseg.kernels.cpu and torch, forward and both gradients.
 
 Tolerances: SEMANTICS §0's conv rule (:func:`tests.kernels.conv_cases.assert_conv_close`)
 against torch *and* against the CPU kernel: both devices multiply with a BLAS
@@ -14,9 +14,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels.cpu as cpu
-import kernels.cuda as gpu
-from kernels.cuda import conv as cuda_conv
+import minitorchseg.kernels.cpu as cpu
+import minitorchseg.kernels.cuda as gpu
+from minitorchseg.kernels.cuda import conv as cuda_conv
 from tests.kernels.conv_cases import Geometry, assert_conv_close, conv_geometries, noncontiguous, transpose_geometries
 from tests.strategies import dtypes, randn, seeds
 from tests.torch_ref import upstream

@@ -16,9 +16,9 @@ import pytest
 
 import minitorchseg as mts
 import minitorchseg.functional as F
-from kernels.cuda import conv as cuda_conv
-from kernels.cuda import interpolate as cuda_interpolate
-from kernels.cuda import pool as cuda_pool
+from minitorchseg.kernels.cuda import conv as cuda_conv
+from minitorchseg.kernels.cuda import interpolate as cuda_interpolate
+from minitorchseg.kernels.cuda import pool as cuda_pool
 from minitorchseg import nn, ops, optim
 from minitorchseg.backend import get_backend
 from tests.strategies import TOL
@@ -44,7 +44,7 @@ def test_tensor_to_cuda_and_back():
     assert t.cuda().device == "cuda" and c.cpu().device == "cpu"
     assert mts.zeros(2, 3, device="cuda").device == "cuda"
     assert mts.randn(2, device="cuda").device == "cuda"
-    assert get_backend("cuda").kernels.__name__ == "kernels.cuda"
+    assert get_backend("cuda").kernels.__name__ == "minitorchseg.kernels.cuda"
     if SIMULATED:
         assert get_backend("cuda").xp is np
 

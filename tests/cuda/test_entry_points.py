@@ -1,12 +1,12 @@
-"""kernels.cuda offers every entry point of kernels.cpu, with the same signature (one op class serves both)."""
+"""minitorchseg.kernels.cuda offers every entry point of minitorchseg.kernels.cpu, with the same signature (one op class serves both)."""
 
 import inspect
 import types
 
 import pytest
 
-import kernels.cpu as cpu
-import kernels.cuda as gpu
+import minitorchseg.kernels.cpu as cpu
+import minitorchseg.kernels.cuda as gpu
 
 pytestmark = pytest.mark.cudasim
 
@@ -22,6 +22,6 @@ def test_the_cpu_package_exports_entry_points():
 
 @pytest.mark.parametrize("name", CPU_ENTRIES)
 def test_cuda_twin_has_the_same_signature(name):
-    assert hasattr(gpu, name), f"kernels.cuda lacks {name}"
+    assert hasattr(gpu, name), f"minitorchseg.kernels.cuda lacks {name}"
     assert name in gpu.__all__
     assert inspect.signature(getattr(gpu, name)) == inspect.signature(getattr(cpu, name))

@@ -1,4 +1,4 @@
-"""kernels.cuda bilinear / nearest resize entries against kernels.cpu and torch (SEMANTICS.md §5).
+"""minitorchseg.kernels.cuda bilinear / nearest resize entries against minitorchseg.kernels.cpu and torch (SEMANTICS.md §5).
 
 Both devices sample with the same taps (computed by the CPU module's helpers),
 and the CUDA backwards are gathers that add in the CPU's order (no atomics), so
@@ -15,8 +15,8 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import kernels.cpu as cpu
-import kernels.cuda as gpu
+import minitorchseg.kernels.cpu as cpu
+import minitorchseg.kernels.cuda as gpu
 from tests.kernels.pool_cases import SCALE_FACTORS, strided
 from tests.strategies import dtypes, seeds
 from tests.torch_ref import upstream

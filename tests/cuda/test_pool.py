@@ -1,8 +1,8 @@
-"""kernels.cuda max-pool / max-unpool entries against kernels.cpu and torch (SEMANTICS.md §3-4).
+"""minitorchseg.kernels.cuda max-pool / max-unpool entries against minitorchseg.kernels.cpu and torch (SEMANTICS.md §3-4).
 
 Pooled values and indices, unpooled values and the unpool gradient are
 selections, compared exactly with both. Max-pool's backward scatters with float
-atomics (:func:`kernels.cuda.pool._scatter_add_kernel`): with overlapping windows
+atomics (:func:`minitorchseg.kernels.cuda.pool._scatter_add_kernel`): with overlapping windows
 one input can receive several terms in an order left to the threads, so it is
 compared with :data:`tests.cuda.common.ATOMIC_TOL`; with non-overlapping windows
 every input receives at most one term and the comparison is exact.
@@ -14,8 +14,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels.cpu as cpu
-import kernels.cuda as gpu
+import minitorchseg.kernels.cpu as cpu
+import minitorchseg.kernels.cuda as gpu
 from tests.kernels.pool_cases import PoolGeometry, pool_geometries, pool_input, strided, torch_max_pool2d
 from tests.strategies import TOL, dtypes, seeds
 from tests.torch_ref import upstream

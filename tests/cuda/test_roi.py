@@ -1,4 +1,4 @@
-"""kernels.cuda RoIAlign, RoIPool, NMS and K-means entries against kernels.cpu and torchvision.
+"""minitorchseg.kernels.cuda RoIAlign, RoIPool, NMS and K-means entries against minitorchseg.kernels.cpu and torchvision.
 
 * RoIAlign forward: the CPU's geometry and bilinear helpers compiled for the
   device, the CPU's order of additions: bit for bit against the CPU (under the
@@ -20,8 +20,8 @@ import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels.cpu as cpu
-import kernels.cuda as gpu
+import minitorchseg.kernels.cpu as cpu
+import minitorchseg.kernels.cuda as gpu
 from tests.kernels.pool_cases import strided
 from tests.kernels.roi_cases import SCALES, random_rois
 from tests.strategies import dtypes, randn, seeds

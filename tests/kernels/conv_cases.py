@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from kernels.geometry import conv_output_size, conv_transpose_output_size
+from minitorchseg.kernels.geometry import conv_output_size, conv_transpose_output_size
 from tests.strategies import strided as noncontiguous
 
 __all__ = [
@@ -70,7 +70,7 @@ class Geometry:
         )
 
 
-# How kernels.cpu.conv runs a job: its column-block size (the default, or tiny
+# How minitorchseg.kernels.cpu.conv runs a job: its column-block size (the default, or tiny
 # ones that cut every image into one-row / one-channel blocks or group a few
 # images per block) and who runs the blocks: the caller alone with the serial
 # kernels, the worker threads, or the caller with the parallel kernels (what
@@ -82,7 +82,7 @@ executions = st.tuples(
 
 @contextlib.contextmanager
 def execution(block_bytes, mode):
-    from kernels.cpu import conv as conv_kernels
+    from minitorchseg.kernels.cpu import conv as conv_kernels
 
     with contextlib.ExitStack() as stack:
         if block_bytes is not None:

@@ -9,7 +9,7 @@ import torch
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from kernels.geometry import pool_output_size
+from minitorchseg.kernels.geometry import pool_output_size
 from tests.strategies import strided
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""kernels.cpu conv2d entries against torch: forward, input and weight gradients (through torch autograd)."""
+"""minitorchseg.kernels.cpu conv2d entries against torch: forward, input and weight gradients (through torch autograd)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels.cpu import (
+from minitorchseg.kernels.cpu import (
     conv2d_backward_input,
     conv2d_backward_weight,
     conv2d_forward,

@@ -1,4 +1,4 @@
-"""kernels.cpu conv_transpose2d entries against torch: forward, input and weight gradients (through torch autograd)."""
+"""minitorchseg.kernels.cpu conv_transpose2d entries against torch: forward, input and weight gradients (through torch autograd)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels.cpu import (
+from minitorchseg.kernels.cpu import (
     conv2d_forward,
     conv_transpose2d_backward_input,
     conv_transpose2d_backward_weight,
@@ -131,7 +131,7 @@ def test_conv_transpose2d_hand_example():
 def test_stride1_routes_agree(cg, og, padding, output_padding, dilation):
     """At stride 1 the transposed conv may run as a conv2d with the rotated kernel (padding d(k−1) − p,
     negative = a crop); it must equal the GEMM + col2im route, groups included."""
-    from kernels.cpu import conv as conv_kernels
+    from minitorchseg.kernels.cpu import conv as conv_kernels
 
     x = randn(0, (2, 2 * cg, 8, 6))
     w = randn(1, (2 * cg, og, 3, 2))

@@ -1,4 +1,4 @@
-"""kernels.cpu bilinear / nearest resize entries against torch 2.14.1 (SEMANTICS.md §5).
+"""minitorchseg.kernels.cpu bilinear / nearest resize entries against torch 2.14.1 (SEMANTICS.md §5).
 
 Covers size vs scale_factor (torch maps coordinates with 1/scale_factor, not
 in/out), recompute_scale_factor, align_corners, unchanged dimensions (copied),
@@ -13,13 +13,13 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from kernels.cpu import (
+from minitorchseg.kernels.cpu import (
     upsample_bilinear2d_backward,
     upsample_bilinear2d_forward,
     upsample_nearest2d_backward,
     upsample_nearest2d_forward,
 )
-from kernels.cpu.interpolate import bilinear_taps
+from minitorchseg.kernels.cpu.interpolate import bilinear_taps
 from tests.strategies import dtypes, seeds, settings_fast
 from tests.torch_ref import upstream
 

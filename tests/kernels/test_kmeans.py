@@ -1,11 +1,11 @@
-"""kernels.cpu ``kmeans_assign`` against a brute-force NumPy argmin."""
+"""minitorchseg.kernels.cpu ``kmeans_assign`` against a brute-force NumPy argmin."""
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels.cpu import kmeans_assign
+from minitorchseg.kernels.cpu import kmeans_assign
 from tests.strategies import dtypes, seeds, settings_fast
 
 

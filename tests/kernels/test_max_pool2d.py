@@ -1,4 +1,4 @@
-"""kernels.cpu max_pool2d entries against torch 2.14.1 (SEMANTICS.md §3).
+"""minitorchseg.kernels.cpu max_pool2d entries against torch 2.14.1 (SEMANTICS.md §3).
 
 Values and int64 indices are compared exactly (a selection: no arithmetic),
 on integer-valued data full of ties and with NaN/±inf sprinkled in. The
@@ -12,7 +12,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels.cpu import max_pool2d_backward, max_pool2d_forward
+from minitorchseg.kernels.cpu import max_pool2d_backward, max_pool2d_forward
 from tests.strategies import dtypes, seeds, settings_fast
 from tests.torch_ref import upstream
 

@@ -1,4 +1,4 @@
-"""kernels.cpu max_unpool2d entries against torch 2.14.1 (SEMANTICS.md §4).
+"""minitorchseg.kernels.cpu max_unpool2d entries against torch 2.14.1 (SEMANTICS.md §4).
 
 Unpooling is a scatter and its backward a gather: no arithmetic, so every
 comparison is exact. Indices come from max_pool2d (duplicates then carry the
@@ -11,8 +11,8 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from kernels.cpu import max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward
-from kernels.geometry import unpool_default_size
+from minitorchseg.kernels.cpu import max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward
+from minitorchseg.kernels.geometry import unpool_default_size
 from tests.strategies import dtypes, seeds, settings_fast
 from tests.torch_ref import upstream
 

@@ -1,4 +1,4 @@
-"""kernels.cpu ``nms`` against torchvision 0.29.1 (SEMANTICS.md §8): keep lists equal, exactly."""
+"""minitorchseg.kernels.cpu ``nms`` against torchvision 0.29.1 (SEMANTICS.md §8): keep lists equal, exactly."""
 
 import numpy as np
 import torch
@@ -6,7 +6,7 @@ import torchvision
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels.cpu import nms
+from minitorchseg.kernels.cpu import nms
 from tests.strategies import dtypes, seeds, settings_fast
 
 

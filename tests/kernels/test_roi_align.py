@@ -1,4 +1,4 @@
-"""kernels.cpu RoIAlign entries against torchvision 0.29.1 (SEMANTICS.md §6).
+"""minitorchseg.kernels.cpu RoIAlign entries against torchvision 0.29.1 (SEMANTICS.md §6).
 
 The forward is computed in the input dtype in torchvision's order, so it is
 compared bit for bit in float32 and float64. The backward is compared with
@@ -14,7 +14,7 @@ import torchvision
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels.cpu import roi_align_backward, roi_align_forward
+from minitorchseg.kernels.cpu import roi_align_backward, roi_align_forward
 from tests.strategies import dtypes, randn, seeds, settings_fast
 from tests.torch_ref import upstream
 

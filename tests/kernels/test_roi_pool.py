@@ -1,4 +1,4 @@
-"""kernels.cpu RoIPool entries against torchvision 0.29.1 (SEMANTICS.md §7).
+"""minitorchseg.kernels.cpu RoIPool entries against torchvision 0.29.1 (SEMANTICS.md §7).
 
 Values and int32 argmax are compared exactly (a selection, no arithmetic on
 values), including half-integer box coordinates where C's round-half-away
@@ -13,7 +13,7 @@ import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels.cpu import roi_pool_backward, roi_pool_forward
+from minitorchseg.kernels.cpu import roi_pool_backward, roi_pool_forward
 from tests.strategies import dtypes, randn, seeds, settings_fast
 from tests.torch_ref import upstream
 
