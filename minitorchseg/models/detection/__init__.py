@@ -1,0 +1,14 @@
+"""Mask R-CNN's building blocks with torchvision's names (``torchvision.models.detection``).
+
+Each module mirrors the torchvision file of the same name; class names,
+constructor keywords, defaults and ``state_dict`` keys are torchvision's, so
+weights copy across both ways.
+"""
+
+from ._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher
+
+__all__ = [
+    "BoxCoder",
+    "Matcher",
+    "BalancedPositiveNegativeSampler",
+]
