@@ -13,7 +13,7 @@ scatter-adds never race and results are deterministic).
 dimension, or None when the output size was given (or recomputed), exactly what
 torch passes to its kernels. It matters: with ``scale_factor`` torch maps
 coordinates with ``1/scale_factor``, with a size with ``in/out``
-(SEMANTICS.md §5).
+(docs/semantics.md#interpolate).
 """
 
 from __future__ import annotations

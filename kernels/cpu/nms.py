@@ -4,7 +4,7 @@ Shapes: ``boxes: (N, 4)`` rows ``(x1, y1, x2, y2)``, ``scores: (N,)``, same floa
 dtype; result ``keep: (M,)`` int64, indices into ``boxes`` in the order they were
 kept (decreasing score).
 
-The rule (SEMANTICS.md §8), greedy in the order of a *stable* descending sort of
+The rule (docs/semantics.md#nms), greedy in the order of a *stable* descending sort of
 the scores (equal scores: lower index first; NaN scores rank above everything,
 as in torch's sort)::
 

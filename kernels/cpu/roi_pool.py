@@ -4,7 +4,7 @@ Shapes: ``x: (N, C, H, W)``; ``rois: (K, 5)`` rows ``[batch_index, x1, y1, x2, y
 in x's dtype; ``out: (K, C, PH, PW)`` in x's dtype and ``argmax: (K, C, PH, PW)``
 int32, the flat offset ``h·W + w`` of the selected pixel inside its own ``H×W``
 plane, or −1 when nothing was selected. Exactly torchvision 0.29.1's CPU kernel
-(SEMANTICS.md §7), including its "two rounding processes":
+(docs/semantics.md#roi_pool), including its "two rounding processes":
 
 1. the box is snapped to whole pixels with C's ``round`` (half away from zero,
    not NumPy's half to even): ``sw = round(x1·scale)``, ..., and its size counts

@@ -9,7 +9,7 @@ Worked example of ``spatial_scale``: boxes given in the coordinates of a
 224×224 image, features from a 112×112 map (stride 2) → ``spatial_scale=0.5``;
 the box ``(10, 20, 50, 60)`` then covers map coordinates ``(5, 10, 25, 30)``.
 
-Worked example of ``aligned`` (SEMANTICS.md §6): on ``arange(16).view(4, 4)``,
+Worked example of ``aligned`` (docs/semantics.md#roi_align): on ``arange(16).view(4, 4)``,
 the box ``[0, 1, 1, 2, 2]`` with a 1×1 output and one sample:
 
 * ``aligned=False`` (legacy, torchvision's default and what its Mask R-CNN uses)

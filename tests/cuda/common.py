@@ -1,6 +1,6 @@
 """Helpers shared by the CUDA tests: moving arrays to the device and back, and the comparison rules.
 
-Comparison rules (SEMANTICS.md §0 tolerances, :data:`tests.strategies.TOL`):
+Comparison rules (docs/semantics.md#tolerances tolerances, :data:`tests.strategies.TOL`):
 
 * against **torch**: the same tolerances as the CPU kernels' tests;
 * against the **CPU kernel**: bit for bit where the CUDA kernel performs the CPU's
@@ -23,7 +23,7 @@ from tests.strategies import TOL
 
 __all__ = ["ATOMIC_TOL", "SIMULATED", "dev", "host", "assert_same_as_cpu", "assert_atomic_close"]
 
-# A reordered float sum of a few unit-scale terms (SEMANTICS §0: "order of adds" rows).
+# A reordered float sum of a few unit-scale terms (docs/semantics.md#tolerances, the order-of-additions rows).
 ATOMIC_TOL = {
     np.dtype(np.float64): dict(rtol=1e-12, atol=1e-12),
     np.dtype(np.float32): dict(rtol=1e-6, atol=1e-6),

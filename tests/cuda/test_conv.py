@@ -1,6 +1,6 @@
 """minitorchseg.kernels.cuda conv2d / conv_transpose2d entries against minitorchseg.kernels.cpu and torch, forward and both gradients.
 
-Tolerances: SEMANTICS §0's conv rule (:func:`tests.kernels.conv_cases.assert_conv_close`)
+Tolerances: docs/semantics.md#tolerances's conv rule (:func:`tests.kernels.conv_cases.assert_conv_close`)
 against torch *and* against the CPU kernel: both devices multiply with a BLAS
 (cuBLAS on a GPU), whose blocking may order the dot products' sums differently.
 The col2im gather itself adds in the CPU's order; there are no atomics here.

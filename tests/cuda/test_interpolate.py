@@ -1,10 +1,12 @@
-"""minitorchseg.kernels.cuda bilinear / nearest resize entries against minitorchseg.kernels.cpu and torch (SEMANTICS.md §5).
+"""minitorchseg.kernels.cuda bilinear / nearest resize entries against minitorchseg.kernels.cpu and torch.
+
+Rules: docs/semantics.md#interpolate.
 
 Both devices sample with the same taps (computed by the CPU module's helpers),
 and the CUDA backwards are gathers that add in the CPU's order (no atomics), so
 the CUDA results equal the CPU's bit for bit under the simulator
 (:func:`tests.cuda.common.assert_same_as_cpu`). Against torch: the CPU tests'
-tolerances (SEMANTICS §0: bilinear is not bit-exact in torch either).
+tolerances (docs/semantics.md#tolerances: bilinear is not bit-exact in torch either).
 """
 
 import math
@@ -25,7 +27,7 @@ from .common import assert_same_as_cpu, dev, host
 
 pytestmark = pytest.mark.cudasim
 
-# SEMANTICS §0, as in tests/kernels/test_interpolate.py.
+# docs/semantics.md#tolerances, as in tests/kernels/test_interpolate.py.
 TORCH_TOL = {np.dtype(np.float64): dict(rtol=1e-12, atol=1e-12), np.dtype(np.float32): dict(rtol=1e-5, atol=1e-5)}
 few = settings(max_examples=12, deadline=None)
 

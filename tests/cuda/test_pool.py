@@ -1,4 +1,6 @@
-"""minitorchseg.kernels.cuda max-pool / max-unpool entries against minitorchseg.kernels.cpu and torch (SEMANTICS.md §3-4).
+"""minitorchseg.kernels.cuda max-pool / max-unpool entries against minitorchseg.kernels.cpu and torch.
+
+Rules: docs/semantics.md#max_pool2d and #max_unpool2d.
 
 Pooled values and indices, unpooled values and the unpool gradient are
 selections, compared exactly with both. Max-pool's backward scatters with float

@@ -31,7 +31,7 @@ from .common import SIMULATED, assert_atomic_close, assert_same_as_cpu, dev, hos
 
 pytestmark = pytest.mark.cudasim
 
-# The CPU tests' RoIAlign backward tolerance against torchvision (SEMANTICS §0).
+# The CPU tests' RoIAlign backward tolerance against torchvision (docs/semantics.md#tolerances).
 BACKWARD_TOL = {np.dtype(np.float64): dict(rtol=1e-12, atol=1e-12), np.dtype(np.float32): dict(rtol=1e-6, atol=1e-6)}
 few = settings(max_examples=12, deadline=None)
 
@@ -66,7 +66,10 @@ def test_roi_align_matches_cpu_and_torchvision(g, seed, dtype, sampling_ratio, a
 
 
 def test_roi_align_half_pixel_example():
-    """SEMANTICS §6: box [0, 1, 1, 2, 2] on arange(16) as 4×4: 7.5 legacy, 5.0 aligned; the gradient spreads alike."""
+    """Box [0, 1, 1, 2, 2] on arange(16) as 4×4: 7.5 legacy, 5.0 aligned; the gradient spreads alike.
+
+    The example of docs/semantics.md#roi_align.
+    """
     x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
     rois = np.array([[0, 1, 1, 2, 2]], dtype=np.float64)
     assert host(gpu.roi_align_forward(dev(x), dev(rois), (1, 1), 1.0, 1, False)).item() == 7.5

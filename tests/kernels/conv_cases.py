@@ -1,6 +1,6 @@
 """Geometry strategies, array helpers and tolerances shared by the conv and transposed-conv tests.
 
-Tolerances follow SEMANTICS.md §0: float64 ``1e-10`` (relative to the largest
+Tolerances follow docs/semantics.md#tolerances: float64 ``1e-10`` (relative to the largest
 reference value for weight gradients); float32 outputs and input gradients
 ``max |a − b| ≤ 2e-6·√K·max(1, max |ref|)`` with ``K = Cin/groups·kh·kw`` the
 length of one dot product, weight gradients ``max |a − b| ≤ 1e-5·max |ref|``.
@@ -151,11 +151,11 @@ def gradient_magnitudes(torch_fn, arrays, upstream) -> list[float]:
 
 def assert_conv_close(ours: np.ndarray, ref: np.ndarray, kind: str, k: int, what: str,
                       magnitude: float | None = None) -> None:
-    """Compare with SEMANTICS §0's tolerance: ``kind`` is 'output' (also input grads) or 'weight'.
+    """Compare with docs/semantics.md#tolerances: ``kind`` is 'output' (also input grads) or 'weight'.
 
     For float32 weight (and bias) gradients the bound is relative to
     ``magnitude`` (:func:`gradient_magnitudes`) when given: with no cancellation it
-    equals ``max |ref|``, SEMANTICS's scale.
+    equals ``max |ref|``, the scale in docs/semantics.md#tolerances.
     """
     assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
     assert ours.dtype == ref.dtype, f"{what}: dtype {ours.dtype} != {ref.dtype}"

@@ -23,7 +23,7 @@ __all__ = [
 
 TF = torch.nn.functional
 
-# SEMANTICS.md §5: scale factors to draw from (integer, fractional, < 1, = 1).
+# docs/semantics.md#interpolate: scale factors to draw from (integer, fractional, < 1, = 1).
 SCALE_FACTORS = [0.5, 0.7, 1.0, 1 / 3, 1.3, 1.5, 2.0, 2.5, 3.0, 4.0]
 
 
@@ -53,7 +53,7 @@ class PoolGeometry:
 
 @st.composite
 def pool_geometries(draw, max_size: int = 12, max_dilation: int = 3, two_by_two: float = 0.3):
-    """SEMANTICS §3: k, s ∈ 1..4, d ∈ 1..3, p ∈ 0..k//2 per dim, ceil_mode, H, W ∈ 1..max_size.
+    """docs/semantics.md#max_pool2d: k, s ∈ 1..4, d ∈ 1..3, p ∈ 0..k//2 per dim, ceil_mode, H, W ∈ 1..max_size.
 
     With probability ``two_by_two`` the geometry is kernel 2, stride 2, dilation 1
     (the unrolled fast path) with padding 0 or 1. Geometries whose output would be

@@ -1,6 +1,6 @@
 """Shared generators for the RoI kernel tests: feature maps and boxes drawn from a seed.
 
-Boxes follow SEMANTICS.md §6's coverage: uniform corners in ``[−0.3·W/scale,
+Boxes follow docs/semantics.md#roi_align's coverage: uniform corners in ``[−0.3·W/scale,
 1.3·W/scale]`` (partly outside the map), tiny boxes (sides < 1 map pixel),
 zero-size boxes and exact-integer corners, always with ``x2 ≥ x1``, ``y2 ≥ y1``
 and batch indices in range.

@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cpu bilinear / nearest resize entries against torch 2.14.1 (SEMANTICS.md §5).
+"""minitorchseg.kernels.cpu bilinear / nearest resize entries against torch 2.14.1 (docs/semantics.md#interpolate).
 
 Covers size vs scale_factor (torch maps coordinates with 1/scale_factor, not
 in/out), recompute_scale_factor, align_corners, unchanged dimensions (copied),
@@ -27,7 +27,7 @@ from .pool_cases import SCALE_FACTORS, strided
 
 TF = torch.nn.functional
 
-# SEMANTICS §0: bilinear (and the sums of nearest's backward) are not bit-exact.
+# docs/semantics.md#tolerances: bilinear (and the sums of nearest's backward) are not bit-exact.
 TOL = {np.dtype(np.float64): dict(rtol=1e-12, atol=1e-12), np.dtype(np.float32): dict(rtol=1e-5, atol=1e-5)}
 # A backward element sums up to (Ho/H)·(Wo/W)·4 terms, in another order than torch's: on top of TOL,
 # allow the rounding error of such a sum, SUM_ULPS · eps · Σ|term| (Σ|term| = the adjoint applied to |g|).
@@ -47,7 +47,7 @@ def assert_backward_close(ours, ref, abs_sum, dtype):
 
 @st.composite
 def resize_cases(draw):
-    """``(h, w, torch_kwargs, output_hw, scales)`` for one resize, as SEMANTICS §5's hypothesis recipe."""
+    """``(h, w, torch_kwargs, output_hw, scales)`` for one resize, drawn as docs/semantics.md#interpolate says."""
     h, w = draw(st.integers(1, 10)), draw(st.integers(1, 10))
     how = draw(st.sampled_from(["size", "scale", "recompute"]))
     if how == "size":
@@ -129,7 +129,10 @@ def test_bilinear_larger_maps_match_torch(seed, dtype, align_corners, hw, out_hw
 
 
 def test_bilinear_hand_examples():
-    """SEMANTICS §5: row [0, 1, 2] ×2 → [0, .25, .75, 1.25, 1.75, 2] (align False), [0, .4, …, 2] (align True)."""
+    """Row [0, 1, 2] ×2 → [0, .25, .75, 1.25, 1.75, 2] (align False), [0, .4, …, 2] (align True).
+
+    The worked example of docs/semantics.md#interpolate.
+    """
     row = np.array([0.0, 1.0, 2.0]).reshape(1, 1, 1, 3)
     no_align = upsample_bilinear2d_forward(row, (1, 6), False, (None, 2.0))
     np.testing.assert_allclose(no_align.reshape(6), [0, 0.25, 0.75, 1.25, 1.75, 2], rtol=0, atol=1e-15)

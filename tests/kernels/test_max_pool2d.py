@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cpu max_pool2d entries against torch 2.14.1 (SEMANTICS.md §3).
+"""minitorchseg.kernels.cpu max_pool2d entries against torch 2.14.1 (docs/semantics.md#max_pool2d).
 
 Values and int64 indices are compared exactly (a selection: no arithmetic),
 on integer-valued data full of ties and with NaN/±inf sprinkled in. The
@@ -18,7 +18,7 @@ from tests.torch_ref import upstream
 
 from .pool_cases import PoolGeometry, pool_geometries, pool_input, strided, torch_max_pool2d
 
-# SEMANTICS §0: max-pool backward is exact for sums of ≤ 2 terms, else 1e-12 (float64) / 1e-6 (float32).
+# Max-pool backward is exact for sums of ≤ 2 terms, else 1e-12 (float64) / 1e-6 (float32): docs/semantics.md#tolerances.
 GRAD_TOL = {np.dtype(np.float64): dict(rtol=1e-12, atol=1e-12), np.dtype(np.float32): dict(rtol=1e-6, atol=1e-6)}
 
 kinds = st.sampled_from(["normal", "ties", "special"])
@@ -91,7 +91,7 @@ def test_max_pool2d_hand_example():
 
 
 def test_max_pool2d_ties_nan_and_minus_inf():
-    """SEMANTICS §3: ties → first; NaN → NaN at the last NaN; all −inf → first in-bounds tap."""
+    """docs/semantics.md#max_pool2d: ties → first; NaN → NaN at the last NaN; all −inf → first in-bounds tap."""
     one = (1, 1)
     out, idx = max_pool2d_forward(np.ones((1, 1, 2, 2)), (2, 2), (2, 2), (0, 0), one, False)
     assert out.item() == 1.0 and idx.item() == 0

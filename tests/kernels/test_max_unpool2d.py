@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cpu max_unpool2d entries against torch 2.14.1 (SEMANTICS.md §4).
+"""minitorchseg.kernels.cpu max_unpool2d entries against torch 2.14.1 (docs/semantics.md#max_unpool2d).
 
 Unpooling is a scatter and its backward a gather: no arithmetic, so every
 comparison is exact. Indices come from max_pool2d (duplicates then carry the
@@ -85,7 +85,7 @@ def test_unpool_unique_indices_matches_torch(case, seed, dtype):
 
 
 def test_unpool_decodes_with_the_output_width():
-    """SEMANTICS §4: pooling 5×5 with k = s = 2 keeps x[1, 0] as index 5 (5-wide plane).
+    """docs/semantics.md#max_unpool2d: pooling 5×5 with k = s = 2 keeps x[1, 0] as index 5 (5-wide plane).
 
     Unpooled to the default 4×4, index 5 lands at (1, 1); with output_size (5, 5) back at (1, 0).
     """

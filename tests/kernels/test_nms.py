@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cpu ``nms`` against torchvision 0.29.1 (SEMANTICS.md §8): keep lists equal, exactly."""
+"""minitorchseg.kernels.cpu ``nms`` against torchvision 0.29.1 (docs/semantics.md#nms): keep lists equal, exactly."""
 
 import numpy as np
 import torch

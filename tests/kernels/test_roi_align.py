@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cpu RoIAlign entries against torchvision 0.29.1 (SEMANTICS.md §6).
+"""minitorchseg.kernels.cpu RoIAlign entries against torchvision 0.29.1 (docs/semantics.md#roi_align).
 
 The forward is computed in the input dtype in torchvision's order, so it is
 compared bit for bit in float32 and float64. The backward is compared with
@@ -62,7 +62,7 @@ def test_roi_align_matches_torchvision(g, seed, dtype, sampling_ratio, aligned, 
 
 
 def test_roi_align_half_pixel_example():
-    """SEMANTICS §6 on ``arange(16).view(4, 4)``: box ``[0, 1, 1, 2, 2]``, 1×1 bin, one sample.
+    """docs/semantics.md#roi_align on ``arange(16).view(4, 4)``: box ``[0, 1, 1, 2, 2]``, 1×1 bin, one sample.
 
     aligned=False samples (1.5, 1.5): the four pixels 5, 6, 9, 10 with weight 1/4
     each → 7.5. aligned=True shifts the box by −0.5 and samples the pixel centre

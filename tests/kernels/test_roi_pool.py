@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cpu RoIPool entries against torchvision 0.29.1 (SEMANTICS.md §7).
+"""minitorchseg.kernels.cpu RoIPool entries against torchvision 0.29.1 (docs/semantics.md#roi_pool).
 
 Values and int32 argmax are compared exactly (a selection, no arithmetic on
 values), including half-integer box coordinates where C's round-half-away
