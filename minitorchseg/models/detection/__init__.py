@@ -6,9 +6,13 @@ weights copy across both ways.
 """
 
 from ._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher
+from .anchor_utils import AnchorGenerator
+from .image_list import ImageList
 
 __all__ = [
     "BoxCoder",
     "Matcher",
     "BalancedPositiveNegativeSampler",
+    "AnchorGenerator",
+    "ImageList",
 ]
