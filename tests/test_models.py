@@ -1,4 +1,4 @@
-"""FCN-32s/16s/8s, U-Net, SegNet and SegNet-Basic against the same networks written in PyTorch below.
+"""FCN-32s/16s/8s, U-Net, SegNet and SegNet-Basic against their PyTorch twins in ``minitorchseg.export``.
 
 For each model: torch's weights (randomised batch-norm statistics included) are
 copied into ours through ``{name: ndarray}`` and back, and then
@@ -27,6 +27,7 @@ from torch import nn as tnn
 import minitorchseg as mts
 import minitorchseg.functional as F
 from minitorchseg.data import SyntheticShapes
+from minitorchseg.export import TorchFCN8s, TorchFCN16s, TorchFCN32s, TorchSegNet, TorchSegNetBasic, TorchUNet
 from minitorchseg.models import (
     bilinear_kernel,
     fcn8s,
@@ -51,193 +52,6 @@ TOL = {np.dtype(np.float64): 1e-8, np.dtype(np.float32): 1e-4}
 IGNORE = 255
 
 
-# ----------------------------------------------------------------------------------------- torch twins
-def t_conv_stage(channels, batch_norm=True, kernel_size=3, padding=1, first_padding=None, bias=True, relu=True):
-    layers = []
-    for j, (cin, cout) in enumerate(zip(channels[:-1], channels[1:])):
-        pad = first_padding if (j == 0 and first_padding is not None) else padding
-        layers.append(tnn.Conv2d(cin, cout, kernel_size, padding=pad, bias=bias))
-        if batch_norm:
-            layers.append(tnn.BatchNorm2d(cout))
-        if relu:
-            layers.append(tnn.ReLU(inplace=True))
-    return tnn.Sequential(*layers)
-
-
-class TorchFCN(tnn.Module):
-    """The Caffe reference FCN (voc-fcn{32,16,8}s/net.py) in torch: conv1_1 padding 100, ceil-mode pools."""
-
-    def __init__(self, variant, num_classes, in_channels, channels, batch_norm=False, dropout=0.0,
-                 learn_upsampling=False):
-        super().__init__()
-        c1, c2, c3, c4, c5, fc = channels
-        convs = (2, 2, 3, 3, 3)
-        ins = (in_channels, c1, c2, c3, c4)
-        for s in range(5):
-            setattr(self, f"conv{s + 1}", t_conv_stage((ins[s],) + (channels[s],) * convs[s], batch_norm,
-                                                       first_padding=100 if s == 0 else None))
-            setattr(self, f"pool{s + 1}", tnn.MaxPool2d(2, 2, ceil_mode=True))
-        self.fc6, self.relu6, self.drop6 = tnn.Conv2d(c5, fc, 7), tnn.ReLU(), tnn.Dropout(dropout)
-        self.fc7, self.relu7, self.drop7 = tnn.Conv2d(fc, fc, 1), tnn.ReLU(), tnn.Dropout(dropout)
-        self.score_fr = tnn.Conv2d(fc, num_classes, 1)
-        n = num_classes
-        self.variant = variant
-        if variant == 32:
-            self.upscore = tnn.ConvTranspose2d(n, n, 64, 32, bias=False)
-            ups = [self.upscore]
-        else:
-            self.upscore2 = tnn.ConvTranspose2d(n, n, 4, 2, bias=False)
-            self.score_pool4 = tnn.Conv2d(c4, n, 1)
-            if variant == 16:
-                self.upscore16 = tnn.ConvTranspose2d(n, n, 32, 16, bias=False)
-                ups = [self.upscore2, self.upscore16]
-            else:
-                self.upscore_pool4 = tnn.ConvTranspose2d(n, n, 4, 2, bias=False)
-                self.score_pool3 = tnn.Conv2d(c3, n, 1)
-                self.upscore8 = tnn.ConvTranspose2d(n, n, 16, 8, bias=False)
-                ups = [self.upscore2, self.upscore_pool4, self.upscore8]
-        for up in ups:
-            up.weight.requires_grad_(learn_upsampling)
-
-    def forward(self, x):
-        H, W = x.shape[2:]
-        h = self.pool2(self.conv2(self.pool1(self.conv1(x))))
-        pool3 = self.pool3(self.conv3(h))
-        pool4 = self.pool4(self.conv4(pool3))
-        h = self.pool5(self.conv5(pool4))
-        h = self.drop7(self.relu7(self.fc7(self.drop6(self.relu6(self.fc6(h))))))
-        score = self.score_fr(h)
-        if self.variant == 32:
-            return self.upscore(score)[:, :, 19:19 + H, 19:19 + W]
-        up2 = self.upscore2(score)
-        fuse4 = up2 + self.score_pool4(pool4)[:, :, 5:5 + up2.shape[2], 5:5 + up2.shape[3]]
-        if self.variant == 16:
-            return self.upscore16(fuse4)[:, :, 27:27 + H, 27:27 + W]
-        up4 = self.upscore_pool4(fuse4)
-        fuse3 = up4 + self.score_pool3(pool3)[:, :, 9:9 + up4.shape[2], 9:9 + up4.shape[3]]
-        return self.upscore8(fuse3)[:, :, 31:31 + H, 31:31 + W]
-
-
-class TorchSegNet(tnn.Module):
-    """SegNet (Caffe reference segnet_train.prototxt layout) in torch."""
-
-    def __init__(self, num_classes, in_channels, channels):
-        super().__init__()
-        c, convs = channels, (2, 2, 3, 3, 3)
-        for s in range(1, 6):
-            cin = in_channels if s == 1 else c[s - 2]
-            setattr(self, f"enc{s}", t_conv_stage((cin,) + (c[s - 1],) * convs[s - 1]))
-            setattr(self, f"pool{s}", tnn.MaxPool2d(2, 2, return_indices=True))
-        for s in range(5, 0, -1):
-            path = (c[s - 1],) * convs[s - 1] + ((c[s - 2],) if s > 1 else ())
-            setattr(self, f"unpool{s}", tnn.MaxUnpool2d(2, 2))
-            setattr(self, f"dec{s}", t_conv_stage(path))
-        self.classifier = tnn.Conv2d(c[0], num_classes, 3, padding=1)
-
-    def forward(self, x):
-        sizes, indices = [], []
-        for s in range(1, 6):
-            x = getattr(self, f"enc{s}")(x)
-            sizes.append(x.shape[2:])
-            x, i = getattr(self, f"pool{s}")(x)
-            indices.append(i)
-        for s in range(5, 0, -1):
-            x = getattr(self, f"unpool{s}")(x, indices[s - 1], output_size=sizes[s - 1])
-            x = getattr(self, f"dec{s}")(x)
-        return self.classifier(x)
-
-
-class TorchSegNetBasic(tnn.Module):
-    def __init__(self, num_classes, in_channels, channels, kernel_size=7):
-        super().__init__()
-        k, p = kernel_size, kernel_size // 2
-        for s in range(1, 5):
-            cin = in_channels if s == 1 else channels
-            setattr(self, f"enc{s}", tnn.Sequential(tnn.Conv2d(cin, channels, k, padding=p, bias=False),
-                                                    tnn.BatchNorm2d(channels), tnn.ReLU()))
-            setattr(self, f"pool{s}", tnn.MaxPool2d(2, 2, return_indices=True))
-        for s in range(4, 0, -1):
-            setattr(self, f"unpool{s}", tnn.MaxUnpool2d(2, 2))
-            setattr(self, f"dec{s}", tnn.Sequential(tnn.Conv2d(channels, channels, k, padding=p, bias=False),
-                                                    tnn.BatchNorm2d(channels)))
-        self.classifier = tnn.Conv2d(channels, num_classes, 1)
-
-    def forward(self, x):
-        sizes, indices = [], []
-        for s in range(1, 5):
-            x = getattr(self, f"enc{s}")(x)
-            sizes.append(x.shape[2:])
-            x, i = getattr(self, f"pool{s}")(x)
-            indices.append(i)
-        for s in range(4, 0, -1):
-            x = getattr(self, f"dec{s}")(getattr(self, f"unpool{s}")(x, indices[s - 1], output_size=sizes[s - 1]))
-        return self.classifier(x)
-
-
-def t_double_conv(cin, cout, mid=None, batch_norm=True):
-    mid = mid or cout
-    layers = []
-    for a, b in ((cin, mid), (mid, cout)):
-        layers += [tnn.Conv2d(a, b, 3, padding=1, bias=not batch_norm)]
-        layers += [tnn.BatchNorm2d(b)] if batch_norm else []
-        layers += [tnn.ReLU()]
-    return tnn.Sequential(*layers)
-
-
-class TorchDown(tnn.Module):
-    def __init__(self, cin, cout, batch_norm):
-        super().__init__()
-        self.pool = tnn.MaxPool2d(2)
-        self.conv = t_double_conv(cin, cout, batch_norm=batch_norm)
-
-    def forward(self, x):
-        return self.conv(self.pool(x))
-
-
-class TorchUp(tnn.Module):
-    def __init__(self, below, skip, out, bilinear, batch_norm):
-        super().__init__()
-        if bilinear:
-            self.up = tnn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
-            self.conv = t_double_conv(below + skip, out, (below + skip) // 2, batch_norm)
-        else:
-            self.up = tnn.ConvTranspose2d(below, below // 2, 2, stride=2)
-            self.conv = t_double_conv(below // 2 + skip, out, batch_norm=batch_norm)
-
-    def forward(self, x, skip):
-        x = self.up(x)
-        dh, dw = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
-        x = TF.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
-        return self.conv(torch.cat([skip, x], dim=1))
-
-
-class TorchUNet(tnn.Module):
-    """milesial/Pytorch-UNet's layout (inc, down, up, outc), zero-padding the upsampled map at odd sizes."""
-
-    def __init__(self, num_classes, in_channels, base, depth, bilinear, batch_norm):
-        super().__init__()
-        w = [base * 2 ** i for i in range(depth)]
-        bottom = base * 2 ** depth // (2 if bilinear else 1)
-        self.inc = t_double_conv(in_channels, w[0], batch_norm=batch_norm)
-        self.down = tnn.ModuleList([TorchDown(a, b, batch_norm) for a, b in zip(w, w[1:] + [bottom])])
-        ups, below = [], bottom
-        for level in reversed(range(depth)):
-            out = w[level] // 2 if bilinear and level > 0 else w[level]
-            ups.append(TorchUp(below, w[level], out, bilinear, batch_norm))
-            below = out
-        self.up = tnn.ModuleList(ups)
-        self.outc = tnn.Conv2d(base, num_classes, 1)
-
-    def forward(self, x):
-        skips = [self.inc(x)]
-        for d in self.down:
-            skips.append(d(skips[-1]))
-        h = skips.pop()
-        for u in self.up:
-            h = u(h, skips.pop())
-        return self.outc(h)
-
-
 # ----------------------------------------------------------------------------------------- cases
 FCN_CH = (4, 6, 8, 8, 10, 12)
 SEG_CH = (4, 6, 8, 8, 10)
@@ -245,11 +59,12 @@ SEG_CH = (4, 6, 8, 8, 10)
 # name: (our builder, torch builder, even size, odd size)
 CASES = {
     "fcn32s": (lambda: fcn32s(3, 2, channels=FCN_CH, dropout=0.0),
-               lambda: TorchFCN(32, 3, 2, FCN_CH), (16, 16), (13, 9)),
+               lambda: TorchFCN32s(3, 2, channels=FCN_CH, dropout=0.0), (16, 16), (13, 9)),
     "fcn16s_bn": (lambda: fcn16s(3, 2, channels=FCN_CH, batch_norm=True, dropout=0.0),
-                  lambda: TorchFCN(16, 3, 2, FCN_CH, batch_norm=True), (16, 16), (13, 9)),
+                  lambda: TorchFCN16s(3, 2, channels=FCN_CH, batch_norm=True, dropout=0.0), (16, 16), (13, 9)),
     "fcn8s_learned_up": (lambda: fcn8s(3, 2, channels=FCN_CH, dropout=0.0, learn_upsampling=True),
-                         lambda: TorchFCN(8, 3, 2, FCN_CH, learn_upsampling=True), (16, 16), (13, 9)),
+                         lambda: TorchFCN8s(3, 2, channels=FCN_CH, dropout=0.0, learn_upsampling=True),
+                         (16, 16), (13, 9)),
     "unet": (lambda: unet(3, 2, base_channels=4, depth=4),
              lambda: TorchUNet(3, 2, 4, 4, False, True), (16, 16), (23, 19)),
     "unet_bilinear": (lambda: unet(3, 2, base_channels=4, depth=3, bilinear=True),
@@ -257,7 +72,7 @@ CASES = {
     "unet_no_bn": (lambda: unet(3, 2, base_channels=4, depth=2, batch_norm=False),
                    lambda: TorchUNet(3, 2, 4, 2, False, False), (8, 8), (11, 9)),
     "segnet": (lambda: segnet(3, 2, channels=SEG_CH),
-               lambda: TorchSegNet(3, 2, SEG_CH), (32, 32), (35, 33)),
+               lambda: TorchSegNet(3, 2, channels=SEG_CH), (32, 32), (35, 33)),
     "segnet_basic": (lambda: segnet_basic(3, 2, channels=4),
                      lambda: TorchSegNetBasic(3, 2, 4), (16, 16), (19, 17)),
 }

@@ -1,0 +1,750 @@
+"""To PyTorch and back: a PyTorch twin of every model, weights and optimiser state converted both ways.
+
+A model trained here continues in PyTorch (on GPUs, with DistributedDataParallel)
+without starting over, and comes back::
+
+    from minitorchseg.export import to_torch, from_torch, optimizer_to_torch
+    twin = to_torch(model)                       # a torch.nn.Module, the same weights and buffers
+    torch_opt = optimizer_to_torch(opt, twin)    # torch.optim.Adam with the same moments and step count
+    ...                                          # train in PyTorch
+    model = from_torch(twin)                     # ours again, the weights copied bit for bit
+
+The twins (:class:`TorchFCN32s`, :class:`TorchFCN16s`, :class:`TorchFCN8s`,
+:class:`TorchUNet`, :class:`TorchSegNet`, :class:`TorchSegNetBasic`) are plain
+``torch.nn`` code, one class per model, taking the same constructor arguments as
+our builders (:func:`minitorchseg.models.get_model`) and naming their submodules
+as ours do, so that the two ``state_dict()`` have the same keys, in the same
+order, with the same shapes: a weight is copied, never renamed or reshaped. Each
+twin remembers ``model_name`` and ``model_kwargs``, the arguments that rebuild
+ours. Same weights, same outputs: float64 to ~1e-8, float32 to ~1e-4 relative, in
+train and eval mode (``tests/test_export.py``).
+
+Optimiser state: ours and torch's ``optimizer.state_dict()`` have the same shape
+(``{'state': {index: {...}}, 'param_groups': [{..., 'params': [index, ...]}]}``,
+a parameter referred to by its position in the optimiser's parameter list) and
+the same per-parameter entries (Adam/AdamW: ``step``, ``exp_avg``,
+``exp_avg_sq``; SGD: ``momentum_buffer``, see ``torch/optim/adam.py`` and
+``torch/optim/sgd.py``). The conversion turns arrays into tensors (and back),
+``step`` into torch's float32 scalar tensor, and completes the parameter groups
+with torch's own defaults (``amsgrad=False``, ``maximize=False``, ...). Positions
+match when both optimisers are built on ``model.parameters()`` and
+``twin.parameters()`` (the same order; frozen parameters included).
+
+PyTorch is imported by this module only; ``import minitorchseg`` never imports
+it. Without PyTorch, importing this module raises ImportError naming the install
+command ``pip install "minitorchseg[torch]"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Sequence
+
+import numpy as np
+
+from .models import FCN8s, FCN16s, FCN32s, SegNet, SegNetBasic, UNet, bilinear_kernel, get_model
+from .models._common import scale_channels
+from .models.fcn import FCN_CHANNELS
+from .models.segnet import SEGNET_CHANNELS
+from .nn import BatchNorm2d
+from .nn import Module as _OurModule
+from .optim import SGD, Adam, AdamW
+from .optim.optimizer import Optimizer as _OurOptimizer
+
+TORCH_INSTALL = 'pip install "minitorchseg[torch]"'
+"""The install command for PyTorch as minitorchseg's optional dependency (the ``torch`` extra)."""
+
+try:
+    import torch
+    import torch.nn.functional as TF
+    from torch import nn as tnn
+except ImportError as exc:
+    raise ImportError(
+        f"minitorchseg.export needs PyTorch, which is not installed; install it with: {TORCH_INSTALL} "
+        "(or follow https://pytorch.org/get-started for a CUDA build)"
+    ) from exc
+
+__all__ = [
+    "TORCH_INSTALL", "TWINS",
+    "TorchFCN32s", "TorchFCN16s", "TorchFCN8s", "TorchUNet", "TorchSegNet", "TorchSegNetBasic",
+    "conv_stage", "double_conv", "model_arguments", "to_torch", "from_torch", "load_torch_state_dict",
+    "optimizer_name", "optimizer_state_to_torch", "optimizer_state_from_torch",
+    "optimizer_to_torch", "optimizer_from_torch",
+]
+
+
+# ----------------------------------------------------------------------------------------- building blocks
+def conv_stage(channels: Sequence[int], batch_norm: bool = True, kernel_size: int = 3, padding: int = 1,
+               first_padding: int | None = None, bias: bool = True, relu: bool = True) -> tnn.Sequential:
+    """Torch twin of :func:`minitorchseg.models.vgg.conv_stage`: (conv → [BatchNorm2d] → [ReLU]) per channel step.
+
+    Conv j sits at index 3j with batch norm and ReLU (its batch norm at 3j + 1),
+    at 2j without batch norm: the state-dict names of torchvision's ``vgg16_bn``
+    and ``vgg16`` within a stage.
+    """
+    layers: list[tnn.Module] = []
+    for j, (cin, cout) in enumerate(zip(channels[:-1], channels[1:])):
+        pad = first_padding if (j == 0 and first_padding is not None) else padding
+        layers.append(tnn.Conv2d(cin, cout, kernel_size, padding=pad, bias=bias))
+        if batch_norm:
+            layers.append(tnn.BatchNorm2d(cout))
+        if relu:
+            layers.append(tnn.ReLU(inplace=True))
+    return tnn.Sequential(*layers)
+
+
+def double_conv(in_channels: int, out_channels: int, mid_channels: int | None = None,
+                batch_norm: bool = True) -> tnn.Sequential:
+    """Torch twin of :func:`minitorchseg.models.unet.double_conv`: (conv 3x3 → [BatchNorm2d] → ReLU) twice."""
+    mid = out_channels if mid_channels is None else mid_channels
+    layers: list[tnn.Module] = []
+    for cin, cout in ((in_channels, mid), (mid, out_channels)):
+        layers.append(tnn.Conv2d(cin, cout, 3, padding=1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(tnn.BatchNorm2d(cout))
+        layers.append(tnn.ReLU(inplace=True))
+    return tnn.Sequential(*layers)
+
+
+def _he_init_(module: tnn.Module) -> None:
+    """Every Conv2d: weight ~ N(0, 2 / fan_in), bias 0 (as ``minitorchseg.models._common.he_init_``)."""
+    for m in module.modules():
+        if isinstance(m, tnn.Conv2d):
+            tnn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                tnn.init.zeros_(m.bias)
+
+
+def _upsampling(num_classes: int, factor: int, learn: bool) -> tnn.ConvTranspose2d:
+    """Transposed conv, kernel 2·factor, stride factor, no bias, bilinear weights; frozen unless ``learn``."""
+    layer = tnn.ConvTranspose2d(num_classes, num_classes, 2 * factor, stride=factor, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(bilinear_kernel(num_classes, num_classes, 2 * factor)))
+    layer.weight.requires_grad_(learn)
+    return layer
+
+
+def _score(in_channels: int, num_classes: int) -> tnn.Conv2d:
+    """1x1 class-scoring convolution, zero-initialised (FCN §4.1)."""
+    layer = tnn.Conv2d(in_channels, num_classes, 1)
+    tnn.init.zeros_(layer.weight)
+    tnn.init.zeros_(layer.bias)
+    return layer
+
+
+def _crop(x: torch.Tensor, offset: int, size: Sequence[int]) -> torch.Tensor:
+    """``x[:, :, offset : offset + H, offset : offset + W]`` for ``size = (H, W)`` (Caffe's Crop layer)."""
+    return x[:, :, offset:offset + size[0], offset:offset + size[1]]
+
+
+# ----------------------------------------------------------------------------------------- FCN
+class _TorchFCN(tnn.Module):
+    """VGG16 stages conv1..conv5 with ceil-mode pools, fc6 (7x7, unpadded), fc7 (1x1), score_fr (stride 32).
+
+    The twin of ``minitorchseg.models.fcn``; conv1_1 pads by 100 and the crop
+    offsets (19, 27, 31; 5 and 9 for the skips) are derived in that module's
+    docstring (the Caffe reference nets ``voc-fcn{32,16,8}s/net.py``).
+    """
+
+    model_name = "fcn"
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
+                 channels: Sequence[int] | None = None, batch_norm: bool = False, dropout: float = 0.5,
+                 learn_upsampling: bool = False):
+        super().__init__()
+        c1, c2, c3, c4, c5, fc = scale_channels(self.model_name, FCN_CHANNELS, width, channels)
+        self.model_kwargs = dict(num_classes=num_classes, in_channels=in_channels, channels=[c1, c2, c3, c4, c5, fc],
+                                 batch_norm=batch_norm, dropout=dropout, learn_upsampling=learn_upsampling)
+        self.conv1 = conv_stage((in_channels, c1, c1), batch_norm, first_padding=100)
+        self.pool1 = tnn.MaxPool2d(2, stride=2, ceil_mode=True)
+        self.conv2 = conv_stage((c1, c2, c2), batch_norm)
+        self.pool2 = tnn.MaxPool2d(2, stride=2, ceil_mode=True)
+        self.conv3 = conv_stage((c2, c3, c3, c3), batch_norm)
+        self.pool3 = tnn.MaxPool2d(2, stride=2, ceil_mode=True)
+        self.conv4 = conv_stage((c3, c4, c4, c4), batch_norm)
+        self.pool4 = tnn.MaxPool2d(2, stride=2, ceil_mode=True)
+        self.conv5 = conv_stage((c4, c5, c5, c5), batch_norm)
+        self.pool5 = tnn.MaxPool2d(2, stride=2, ceil_mode=True)
+        self.fc6 = tnn.Conv2d(c5, fc, 7)
+        self.relu6 = tnn.ReLU(inplace=True)
+        self.drop6 = tnn.Dropout(dropout)
+        self.fc7 = tnn.Conv2d(fc, fc, 1)
+        self.relu7 = tnn.ReLU(inplace=True)
+        self.drop7 = tnn.Dropout(dropout)
+        self.score_fr = _score(fc, num_classes)
+
+    def _backbone(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """pool3 (stride 8), pool4 (stride 16) and score_fr (stride 32)."""
+        h = self.pool2(self.conv2(self.pool1(self.conv1(x))))
+        pool3 = self.pool3(self.conv3(h))
+        pool4 = self.pool4(self.conv4(pool3))
+        h = self.pool5(self.conv5(pool4))
+        h = self.drop6(self.relu6(self.fc6(h)))
+        h = self.drop7(self.relu7(self.fc7(h)))
+        return pool3, pool4, self.score_fr(h)
+
+
+class TorchFCN32s(_TorchFCN):
+    """FCN-32s in PyTorch: score_fr upsampled ×32 (kernel 64), cropped at 19. Arguments as :func:`fcn32s`."""
+
+    model_name = "fcn32s"
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
+                 channels: Sequence[int] | None = None, batch_norm: bool = False, dropout: float = 0.5,
+                 learn_upsampling: bool = False):
+        super().__init__(num_classes, in_channels, width, channels, batch_norm, dropout, learn_upsampling)
+        self.upscore = _upsampling(num_classes, 32, learn_upsampling)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, C_in, H, W) → class scores (N, num_classes, H, W)."""
+        _, _, score_fr = self._backbone(x)
+        return _crop(self.upscore(score_fr), 19, x.shape[2:])
+
+
+class TorchFCN16s(_TorchFCN):
+    """FCN-16s in PyTorch: ×2, + score_pool4 (cropped at 5), ×16, cropped at 27. Arguments as :func:`fcn16s`."""
+
+    model_name = "fcn16s"
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
+                 channels: Sequence[int] | None = None, batch_norm: bool = False, dropout: float = 0.5,
+                 learn_upsampling: bool = False):
+        super().__init__(num_classes, in_channels, width, channels, batch_norm, dropout, learn_upsampling)
+        c4 = self.model_kwargs["channels"][3]
+        self.upscore2 = _upsampling(num_classes, 2, learn_upsampling)
+        self.score_pool4 = _score(c4, num_classes)
+        self.upscore16 = _upsampling(num_classes, 16, learn_upsampling)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, C_in, H, W) → class scores (N, num_classes, H, W)."""
+        _, pool4, score_fr = self._backbone(x)
+        upscore2 = self.upscore2(score_fr)
+        fuse_pool4 = upscore2 + _crop(self.score_pool4(pool4), 5, upscore2.shape[2:])
+        return _crop(self.upscore16(fuse_pool4), 27, x.shape[2:])
+
+
+class TorchFCN8s(_TorchFCN):
+    """FCN-8s in PyTorch: as FCN-16s, then ×2, + score_pool3 (cropped at 9), ×8, cropped at 31."""
+
+    model_name = "fcn8s"
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
+                 channels: Sequence[int] | None = None, batch_norm: bool = False, dropout: float = 0.5,
+                 learn_upsampling: bool = False):
+        super().__init__(num_classes, in_channels, width, channels, batch_norm, dropout, learn_upsampling)
+        c3, c4 = self.model_kwargs["channels"][2:4]
+        self.upscore2 = _upsampling(num_classes, 2, learn_upsampling)
+        self.score_pool4 = _score(c4, num_classes)
+        self.upscore_pool4 = _upsampling(num_classes, 2, learn_upsampling)
+        self.score_pool3 = _score(c3, num_classes)
+        self.upscore8 = _upsampling(num_classes, 8, learn_upsampling)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, C_in, H, W) → class scores (N, num_classes, H, W)."""
+        pool3, pool4, score_fr = self._backbone(x)
+        upscore2 = self.upscore2(score_fr)
+        fuse_pool4 = upscore2 + _crop(self.score_pool4(pool4), 5, upscore2.shape[2:])
+        upscore_pool4 = self.upscore_pool4(fuse_pool4)
+        fuse_pool3 = upscore_pool4 + _crop(self.score_pool3(pool3), 9, upscore_pool4.shape[2:])
+        return _crop(self.upscore8(fuse_pool3), 31, x.shape[2:])
+
+
+# ----------------------------------------------------------------------------------------- SegNet
+class TorchSegNet(tnn.Module):
+    """SegNet in PyTorch: VGG16-bn encoder enc1..enc5, pools with indices, mirrored decoder dec5..dec1, classifier.
+
+    Arguments as :func:`minitorchseg.models.segnet`. Decoder stage s keeps its
+    encoder's width and narrows to the next one at its last convolution; the
+    unpools get ``output_size`` = the size before the pool, so odd sizes come back.
+    """
+
+    model_name = "segnet"
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
+                 channels: Sequence[int] | None = None):
+        super().__init__()
+        c1, c2, c3, c4, c5 = scale_channels(self.model_name, SEGNET_CHANNELS, width, channels)
+        self.model_kwargs = dict(num_classes=num_classes, in_channels=in_channels, channels=[c1, c2, c3, c4, c5])
+        self.enc1 = conv_stage((in_channels, c1, c1))
+        self.pool1 = tnn.MaxPool2d(2, stride=2, return_indices=True)
+        self.enc2 = conv_stage((c1, c2, c2))
+        self.pool2 = tnn.MaxPool2d(2, stride=2, return_indices=True)
+        self.enc3 = conv_stage((c2, c3, c3, c3))
+        self.pool3 = tnn.MaxPool2d(2, stride=2, return_indices=True)
+        self.enc4 = conv_stage((c3, c4, c4, c4))
+        self.pool4 = tnn.MaxPool2d(2, stride=2, return_indices=True)
+        self.enc5 = conv_stage((c4, c5, c5, c5))
+        self.pool5 = tnn.MaxPool2d(2, stride=2, return_indices=True)
+        self.unpool5 = tnn.MaxUnpool2d(2, stride=2)
+        self.dec5 = conv_stage((c5, c5, c5, c4))
+        self.unpool4 = tnn.MaxUnpool2d(2, stride=2)
+        self.dec4 = conv_stage((c4, c4, c4, c3))
+        self.unpool3 = tnn.MaxUnpool2d(2, stride=2)
+        self.dec3 = conv_stage((c3, c3, c3, c2))
+        self.unpool2 = tnn.MaxUnpool2d(2, stride=2)
+        self.dec2 = conv_stage((c2, c2, c1))
+        self.unpool1 = tnn.MaxUnpool2d(2, stride=2)
+        self.dec1 = conv_stage((c1, c1))
+        self.classifier = tnn.Conv2d(c1, num_classes, 3, padding=1)
+        _he_init_(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, C_in, H, W) with H, W ≥ 32 → class scores (N, num_classes, H, W)."""
+        encoders = (self.enc1, self.enc2, self.enc3, self.enc4, self.enc5)
+        pools = (self.pool1, self.pool2, self.pool3, self.pool4, self.pool5)
+        sizes, indices = [], []
+        for enc, pool in zip(encoders, pools):
+            x = enc(x)
+            sizes.append(x.shape[2:])
+            x, idx = pool(x)
+            indices.append(idx)
+        unpools = (self.unpool5, self.unpool4, self.unpool3, self.unpool2, self.unpool1)
+        decoders = (self.dec5, self.dec4, self.dec3, self.dec2, self.dec1)
+        for unpool, dec, idx, size in zip(unpools, decoders, reversed(indices), reversed(sizes)):
+            x = dec(unpool(x, idx, output_size=size))
+        return self.classifier(x)
+
+
+class TorchSegNetBasic(tnn.Module):
+    """SegNet-Basic in PyTorch: 4 × (conv k×k no bias → BN → ReLU → pool), 4 × (unpool → conv → BN), 1x1 classifier.
+
+    Arguments as :func:`minitorchseg.models.segnet_basic`.
+    """
+
+    model_name = "segnet_basic"
+
+    def __init__(self, num_classes: int, in_channels: int = 3, channels: int = 64, kernel_size: int = 7):
+        super().__init__()
+        self.model_kwargs = dict(num_classes=num_classes, in_channels=in_channels, channels=channels,
+                                 kernel_size=kernel_size)
+        c, k, p = channels, kernel_size, kernel_size // 2
+
+        def encoder(cin: int) -> tnn.Sequential:
+            return tnn.Sequential(tnn.Conv2d(cin, c, k, padding=p, bias=False), tnn.BatchNorm2d(c),
+                                  tnn.ReLU(inplace=True))
+
+        def decoder() -> tnn.Sequential:
+            return tnn.Sequential(tnn.Conv2d(c, c, k, padding=p, bias=False), tnn.BatchNorm2d(c))
+
+        self.enc1, self.pool1 = encoder(in_channels), tnn.MaxPool2d(2, stride=2, return_indices=True)
+        self.enc2, self.pool2 = encoder(c), tnn.MaxPool2d(2, stride=2, return_indices=True)
+        self.enc3, self.pool3 = encoder(c), tnn.MaxPool2d(2, stride=2, return_indices=True)
+        self.enc4, self.pool4 = encoder(c), tnn.MaxPool2d(2, stride=2, return_indices=True)
+        self.unpool4, self.dec4 = tnn.MaxUnpool2d(2, stride=2), decoder()
+        self.unpool3, self.dec3 = tnn.MaxUnpool2d(2, stride=2), decoder()
+        self.unpool2, self.dec2 = tnn.MaxUnpool2d(2, stride=2), decoder()
+        self.unpool1, self.dec1 = tnn.MaxUnpool2d(2, stride=2), decoder()
+        self.classifier = tnn.Conv2d(c, num_classes, 1)
+        _he_init_(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, C_in, H, W) with H, W ≥ 16 → class scores (N, num_classes, H, W)."""
+        sizes, indices = [], []
+        for enc, pool in ((self.enc1, self.pool1), (self.enc2, self.pool2), (self.enc3, self.pool3),
+                          (self.enc4, self.pool4)):
+            x = enc(x)
+            sizes.append(x.shape[2:])
+            x, idx = pool(x)
+            indices.append(idx)
+        decoders = ((self.unpool4, self.dec4), (self.unpool3, self.dec3), (self.unpool2, self.dec2),
+                    (self.unpool1, self.dec1))
+        for (unpool, dec), idx, size in zip(decoders, reversed(indices), reversed(sizes)):
+            x = dec(unpool(x, idx, output_size=size))
+        return self.classifier(x)
+
+
+# ----------------------------------------------------------------------------------------- U-Net
+class TorchDown(tnn.Module):
+    """One contracting step: 2x2 max-pool, then :func:`double_conv`."""
+
+    def __init__(self, in_channels: int, out_channels: int, batch_norm: bool = True):
+        super().__init__()
+        self.pool = tnn.MaxPool2d(2)
+        self.conv = double_conv(in_channels, out_channels, batch_norm=batch_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.pool(x))
+
+
+class TorchUp(tnn.Module):
+    """One expansive step: upsample ×2, zero-pad to the skip's size, concatenate [skip, up], :func:`double_conv`."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, bilinear: bool = False,
+                 batch_norm: bool = True):
+        super().__init__()
+        if bilinear:
+            self.up = tnn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+            concat = in_channels + skip_channels
+            self.conv = double_conv(concat, out_channels, concat // 2, batch_norm)
+        else:
+            self.up = tnn.ConvTranspose2d(in_channels, in_channels // 2, 2, stride=2)
+            self.conv = double_conv(in_channels // 2 + skip_channels, out_channels, batch_norm=batch_norm)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)
+        dh, dw = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]   # 0 or 1 each
+        x = TF.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])    # (left, right, top, bottom)
+        return self.conv(torch.cat([skip, x], dim=1))
+
+
+class TorchUNet(tnn.Module):
+    """U-Net in PyTorch: ``inc``, ``down[0..depth−1]``, ``up[0..depth−1]``, ``outc``. Arguments as :func:`unet`."""
+
+    model_name = "unet"
+
+    def __init__(self, num_classes: int, in_channels: int = 3, base_channels: int = 64, depth: int = 4,
+                 bilinear: bool = False, batch_norm: bool = True):
+        super().__init__()
+        self.model_kwargs = dict(num_classes=num_classes, in_channels=in_channels, base_channels=base_channels,
+                                 depth=depth, bilinear=bilinear, batch_norm=batch_norm)
+        widths = [base_channels * 2 ** level for level in range(depth)]
+        bottom = base_channels * 2 ** depth // (2 if bilinear else 1)
+        self.inc = double_conv(in_channels, widths[0], batch_norm=batch_norm)
+        self.down = tnn.ModuleList([TorchDown(a, b, batch_norm) for a, b in zip(widths, widths[1:] + [bottom])])
+        ups, below = [], bottom
+        for level in range(depth - 1, -1, -1):
+            out = widths[level] // 2 if bilinear and level > 0 else widths[level]
+            ups.append(TorchUp(below, widths[level], out, bilinear, batch_norm))
+            below = out
+        self.up = tnn.ModuleList(ups)
+        self.outc = tnn.Conv2d(base_channels, num_classes, 1)
+        _he_init_(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, C_in, H, W) with H, W ≥ 2^depth → class scores (N, num_classes, H, W)."""
+        skips = [self.inc(x)]
+        for down in self.down:
+            skips.append(down(skips[-1]))
+        h = skips.pop()
+        for up in self.up:
+            h = up(h, skips.pop())
+        return self.outc(h)
+
+
+TWINS: dict[str, type[tnn.Module]] = {
+    "fcn32s": TorchFCN32s,
+    "fcn16s": TorchFCN16s,
+    "fcn8s": TorchFCN8s,
+    "unet": TorchUNet,
+    "segnet": TorchSegNet,
+    "segnet_basic": TorchSegNetBasic,
+}
+"""Model name (as :func:`minitorchseg.models.get_model` knows it) → its PyTorch twin class."""
+
+
+# ----------------------------------------------------------------------------------------- weights
+def model_arguments(model: _OurModule) -> tuple[str, dict[str, Any]]:
+    """``(name, kwargs)`` with ``get_model(name, **kwargs)`` building a model of ``model``'s architecture.
+
+    Channel widths come back as explicit ``channels`` (a ``width`` is resolved).
+    Raises TypeError for a model no twin covers, naming the ones covered.
+    """
+    if isinstance(model, (FCN32s, FCN16s, FCN8s)):
+        name = {FCN32s: "fcn32s", FCN16s: "fcn16s", FCN8s: "fcn8s"}[type(model)]
+        return name, dict(num_classes=model.num_classes, in_channels=model.in_channels,
+                          channels=list(model.channels), batch_norm=isinstance(model.conv1[1], BatchNorm2d),
+                          dropout=float(model.drop6.p), learn_upsampling=bool(model.learn_upsampling))
+    if isinstance(model, UNet):
+        return "unet", dict(num_classes=model.num_classes, in_channels=model.in_channels,
+                            base_channels=model.base_channels, depth=model.depth, bilinear=bool(model.bilinear),
+                            batch_norm=isinstance(model.inc[1], BatchNorm2d))
+    if isinstance(model, SegNet):
+        return "segnet", dict(num_classes=model.num_classes, in_channels=model.in_channels,
+                              channels=list(model.channels))
+    if isinstance(model, SegNetBasic):
+        return "segnet_basic", dict(num_classes=model.num_classes, in_channels=model.in_channels,
+                                    channels=model.channels, kernel_size=int(model.enc1[0].kernel_size[0]))
+    raise TypeError(
+        f"to_torch: no PyTorch twin for a {type(model).__name__}; the models with a twin are "
+        f"FCN32s, FCN16s, FCN8s, UNet, SegNet and SegNetBasic (names {', '.join(TWINS)})"
+    )
+
+
+def _float_dtype(state: Mapping[str, np.ndarray]) -> np.dtype | None:
+    """The one floating dtype of a state dict's arrays (None when it has none or several)."""
+    kinds = {np.dtype(v.dtype) for v in state.values() if np.dtype(v.dtype).kind == "f"}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _check_state(state: Mapping[str, np.ndarray], expected: Mapping[str, tuple], who: str) -> None:
+    """ValueError naming the first missing, unexpected or mis-shaped key (before anything is copied)."""
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise ValueError(
+            f"{who}: the state dict has no {missing[0]!r} (shape {tuple(expected[missing[0]])} expected)"
+            + (f" and {len(missing) - 1} more missing key(s)" if len(missing) > 1 else "")
+        )
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        raise ValueError(
+            f"{who}: the state dict has key {unexpected[0]!r}, which the model does not have"
+            + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+            + "; was it saved from another model or with other arguments?"
+        )
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != tuple(shape):
+            raise ValueError(
+                f"{who}: {key!r} has shape {tuple(state[key].shape)} in the state dict, "
+                f"but the model expects {tuple(shape)}"
+            )
+
+
+def to_torch(model: _OurModule) -> tnn.Module:
+    """The PyTorch twin of ``model`` with its weights and buffers copied, in its dtype and train/eval mode.
+
+    ``model``: FCN-32s/16s/8s, U-Net, SegNet or SegNet-Basic (anything else:
+    TypeError). The twin is built on the CPU (move it with ``.to('cuda')``), its
+    ``state_dict()`` has ours' keys in ours' order, every value bit-identical
+    (float32 stays float32, float64 becomes float64), and ``requires_grad`` is
+    ours' (FCN's fixed upsampling stays frozen).
+    """
+    name, kwargs = model_arguments(model)
+    twin = TWINS[name](**kwargs)
+    state = model.state_dict()
+    dtype = _float_dtype(state)
+    if dtype is not None:
+        twin.to(getattr(torch, dtype.name))
+    _check_state(state, {k: tuple(v.shape) for k, v in twin.state_dict().items()}, "to_torch")
+    twin.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
+    for (_, ours), (_, theirs) in zip(model.named_parameters(), twin.named_parameters()):
+        theirs.requires_grad_(ours.requires_grad)
+    return twin.train(model.training)
+
+
+def _numpy_state(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``{key: ndarray}`` from torch tensors (any device) or arrays."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"from_torch: expected a torch.nn.Module or a state dict (a mapping), got "
+                        f"{type(state).__name__}")
+    out = {}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise TypeError(f"from_torch: state dict keys must be str, got {key!r}")
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        out[key] = np.asarray(value)
+    return out
+
+
+def load_torch_state_dict(model: _OurModule, state_dict: Mapping[str, Any]) -> _OurModule:
+    """Copy a torch ``state_dict`` (tensors or arrays) into our ``model``, every key and shape checked first.
+
+    Raises ValueError naming the first missing, unexpected or mis-shaped key, before
+    anything is copied. The model takes the state dict's floating dtype (float64
+    weights make a float64 model), so the copy is bit-identical. Returns ``model``.
+    """
+    state = _numpy_state(state_dict)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    _check_state(state, expected, f"from_torch into {type(model).__name__}")
+    dtype = _float_dtype(state)
+    if dtype is not None:
+        model.to(dtype)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def from_torch(source, model: str | _OurModule | None = None, **kwargs) -> _OurModule:
+    """Our model from a PyTorch twin or a state dict: the reverse of :func:`to_torch`.
+
+    * ``from_torch(twin)``: a twin (one of :data:`TWINS`, or a module carrying
+      ``model_name``/``model_kwargs``) rebuilds ours with the twin's arguments;
+    * ``from_torch(state_dict, "unet", num_classes=3, base_channels=16)``: a
+      ``{key: tensor}`` into a new model built by :func:`~minitorchseg.models.get_model`;
+    * ``from_torch(state_dict_or_module, our_model)``: into an existing model.
+
+    Every weight and buffer is copied bit for bit (dtype kept, see
+    :func:`load_torch_state_dict`); ``requires_grad`` of the twin's parameters is
+    copied too, and the result is in the twin's train/eval mode (a state dict:
+    train mode, as built). Errors: TypeError for a source that is neither, or a
+    module that is not a twin when no ``model`` is given; ValueError naming the
+    key for a missing, unexpected or mis-shaped entry.
+    """
+    module = source if isinstance(source, tnn.Module) else None
+    if module is not None and model is None:
+        name, twin_kwargs = getattr(module, "model_name", None), getattr(module, "model_kwargs", None)
+        if name not in TWINS or not isinstance(twin_kwargs, dict):
+            raise TypeError(
+                f"from_torch: a {type(module).__name__} is not one of minitorchseg's twins "
+                f"({', '.join(cls.__name__ for cls in TWINS.values())}); pass model= (a name and its arguments, "
+                "or a model to load into)"
+            )
+        model, kwargs = name, {**twin_kwargs, **kwargs}
+    state = module.state_dict() if module is not None else source
+    if model is None:
+        raise TypeError(
+            "from_torch: a state dict does not say which model it holds; pass model= with a name "
+            f"({', '.join(TWINS)}) and its arguments (num_classes=...), or a model to load into"
+        )
+    if isinstance(model, str):
+        ours = get_model(model, **kwargs)
+    elif isinstance(model, _OurModule):
+        if kwargs:
+            raise TypeError(f"from_torch: model arguments {sorted(kwargs)} given with an already built model")
+        ours = model
+    else:
+        raise TypeError(f"from_torch: model must be a model name or a minitorchseg Module, got {type(model).__name__}")
+    load_torch_state_dict(ours, state)
+    if module is not None:
+        theirs = dict(module.named_parameters())
+        for key, p in ours.named_parameters():
+            if key in theirs:
+                p.requires_grad_(theirs[key].requires_grad)
+        ours.train(module.training)
+    return ours
+
+
+# ----------------------------------------------------------------------------------------- optimisers
+_OPTIMIZERS: dict[str, tuple[type[_OurOptimizer], str, tuple[str, ...]]] = {
+    # name: (our class, torch.optim class name, the hyper-parameters both have)
+    "adam": (Adam, "Adam", ("lr", "betas", "eps", "weight_decay")),
+    "adamw": (AdamW, "AdamW", ("lr", "betas", "eps", "weight_decay")),
+    "sgd": (SGD, "SGD", ("lr", "momentum", "dampening", "weight_decay", "nesterov")),
+}
+
+# Settings torch has and we do not: converting a torch state that uses one is an error, not a silent change.
+_TORCH_ONLY = {"amsgrad": False, "maximize": False}
+
+
+def optimizer_name(optimizer) -> str:
+    """``'adam'``, ``'adamw'`` or ``'sgd'`` for one of ours or torch's optimisers; TypeError for any other."""
+    for name, (ours, theirs, _) in _OPTIMIZERS.items():
+        if type(optimizer) is ours or type(optimizer) is getattr(torch.optim, theirs):
+            return name
+    raise TypeError(f"optimizer conversion: {type(optimizer).__name__} is not supported; "
+                    f"supported: Adam, AdamW and SGD (ours and torch.optim's)")
+
+
+def _check_name(name: str) -> str:
+    if name not in _OPTIMIZERS:
+        raise ValueError(f"optimizer conversion: unknown optimizer {name!r}; expected one of {', '.join(_OPTIMIZERS)}")
+    return name
+
+
+def optimizer_state_to_torch(state_dict: Mapping, name: str) -> dict:
+    """Our ``optimizer.state_dict()`` → the dict torch's ``optimizer.load_state_dict()`` takes.
+
+    ``name``: ``'adam'``, ``'adamw'`` or ``'sgd'``. Arrays become tensors (copies),
+    Adam's ``step`` a float32 scalar tensor (as torch stores it), and each group is
+    completed with torch's defaults for the settings we do not have (those of
+    ``torch.optim.<Class>(params, **our hyper-parameters)``: ``amsgrad=False``,
+    ``maximize=False``, AdamW's ``decoupled_weight_decay=True``, ...).
+    """
+    _, torch_class, keys = _OPTIMIZERS[_check_name(name)]
+    state = {}
+    for index, values in state_dict["state"].items():
+        entry = {}
+        for key, value in values.items():
+            if key == "step":
+                entry[key] = torch.tensor(float(value), dtype=torch.float32)
+            else:
+                entry[key] = torch.from_numpy(np.array(value, copy=True))
+        state[int(index)] = entry
+    groups = []
+    for group in state_dict["param_groups"]:
+        hyper = {k: group[k] for k in keys if k in group}
+        if "betas" in hyper:
+            hyper["betas"] = tuple(float(b) for b in hyper["betas"])
+        template = getattr(torch.optim, torch_class)([tnn.Parameter(torch.zeros(1))], **hyper).param_groups[0]
+        extra = {k: v for k, v in group.items() if k not in template and k != "params"}
+        groups.append({**{k: v for k, v in template.items() if k != "params"}, **extra,
+                       "params": [int(i) for i in group["params"]]})
+    return {"state": state, "param_groups": groups}
+
+
+def optimizer_state_from_torch(state_dict: Mapping, name: str | None = None) -> dict:
+    """Torch's ``optimizer.state_dict()`` → the dict our ``optimizer.load_state_dict()`` takes.
+
+    ``name`` (``'adam'``, ``'adamw'``, ``'sgd'``) defaults to what the groups say
+    (``betas`` → Adam, or AdamW when ``decoupled_weight_decay``; ``momentum`` → SGD).
+    Tensors become arrays, ``step`` an int; the groups keep our hyper-parameters
+    (and any extra key such as a scheduler's ``initial_lr``), dropping torch-only
+    switches at their defaults. ValueError for a setting we cannot reproduce
+    (``amsgrad=True``, ``maximize=True``) or a per-parameter entry we do not know.
+    """
+    groups = list(state_dict["param_groups"])
+    if name is None:
+        first = groups[0] if groups else {}
+        name = ("adamw" if first.get("decoupled_weight_decay") else "adam") if "betas" in first else \
+            "sgd" if "momentum" in first else None
+        if name is None:
+            raise ValueError("optimizer_state_from_torch: cannot tell the optimizer from the parameter groups "
+                             f"(keys {sorted(first)}); pass name='adam', 'adamw' or 'sgd'")
+    _, torch_class, keys = _OPTIMIZERS[_check_name(name)]
+    known_state = {"adam": {"step", "exp_avg", "exp_avg_sq"}, "adamw": {"step", "exp_avg", "exp_avg_sq"},
+                   "sgd": {"momentum_buffer"}}[name]
+    template = getattr(torch.optim, torch_class)([tnn.Parameter(torch.zeros(1))]).param_groups[0]
+    out_groups = []
+    for g, group in enumerate(groups):
+        for key, default in _TORCH_ONLY.items():
+            if group.get(key, default) != default:
+                raise ValueError(f"optimizer_state_from_torch: parameter group {g} has {key}={group[key]!r}; "
+                                 f"minitorchseg's {torch_class} supports only {key}={default!r}")
+        group_out = {k: (tuple(float(b) for b in group[k]) if k == "betas" else group[k]) for k in keys if k in group}
+        group_out.update({k: v for k, v in group.items() if k not in template and k != "params"})
+        group_out["params"] = [int(i) for i in group["params"]]
+        out_groups.append(group_out)
+    state = {}
+    for index, values in state_dict["state"].items():
+        unknown = sorted(set(values) - known_state)
+        if unknown:
+            raise ValueError(f"optimizer_state_from_torch: parameter {index} has state {unknown}, which "
+                             f"minitorchseg's {torch_class} does not keep (expected {sorted(known_state)})")
+        entry = {}
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                value = value.detach().cpu()
+                entry[key] = int(value.item()) if key == "step" else value.numpy().copy()
+            else:
+                entry[key] = int(value) if key == "step" else np.asarray(value).copy()
+        state[int(index)] = entry
+    return {"state": state, "param_groups": out_groups}
+
+
+def optimizer_to_torch(optimizer: _OurOptimizer, twin: tnn.Module) -> torch.optim.Optimizer:
+    """The torch optimiser (``torch.optim.Adam``/``AdamW``/``SGD``) on ``twin.parameters()`` with ours' state.
+
+    ``optimizer`` must have been built on the model's parameters, in order, in one
+    or more groups (as :func:`~minitorchseg.train.make_optimizer` does); the
+    twin's parameters are split into groups of the same sizes. ValueError when the
+    counts differ.
+    """
+    name = optimizer_name(optimizer)
+    params = list(twin.parameters())
+    sizes = [len(g["params"]) for g in optimizer.param_groups]
+    if sum(sizes) != len(params):
+        raise ValueError(f"optimizer_to_torch: the optimizer holds {sum(sizes)} parameters, the twin has "
+                         f"{len(params)}; build the optimizer on model.parameters()")
+    groups, start = [], 0
+    for size in sizes:
+        groups.append({"params": params[start:start + size]})
+        start += size
+    torch_opt = getattr(torch.optim, _OPTIMIZERS[name][1])(groups)
+    torch_opt.load_state_dict(optimizer_state_to_torch(optimizer.state_dict(), name))
+    return torch_opt
+
+
+def optimizer_from_torch(torch_optimizer: torch.optim.Optimizer, model: _OurModule) -> _OurOptimizer:
+    """Our Adam/AdamW/SGD on ``model.parameters()`` with the torch optimiser's hyper-parameters and state.
+
+    The reverse of :func:`optimizer_to_torch`; the state arrays take each
+    parameter's dtype. ValueError when the parameter counts differ.
+    """
+    name = optimizer_name(torch_optimizer)
+    params = list(model.parameters())
+    sizes = [len(g["params"]) for g in torch_optimizer.param_groups]
+    if sum(sizes) != len(params):
+        raise ValueError(f"optimizer_from_torch: the torch optimizer holds {sum(sizes)} parameters, the model has "
+                         f"{len(params)}; it must have been built on twin.parameters()")
+    groups, start = [], 0
+    for size in sizes:
+        groups.append({"params": params[start:start + size]})
+        start += size
+    ours = _OPTIMIZERS[name][0](groups)
+    state = optimizer_state_from_torch(torch_optimizer.state_dict(), name)
+    for index, values in state["state"].items():
+        dtype = params[index].dtype
+        for key, value in values.items():
+            if isinstance(value, np.ndarray):
+                values[key] = value.astype(dtype, copy=False)
+    ours.load_state_dict(state)
+    return ours
