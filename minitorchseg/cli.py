@@ -29,15 +29,16 @@ from minitorchseg.data.palettes import colorize
 from minitorchseg.data.spec import SPLITS, open_split, parse_data_spec
 from minitorchseg.data.weights import median_frequency_weights
 from minitorchseg.metrics import format_table
+from minitorchseg.models import list_models
 from minitorchseg.random import manual_seed
-from minitorchseg.serialization import CheckpointError
+from minitorchseg.serialization import CheckpointError, atomic_write
 from minitorchseg.train import (
     CHECKPOINT_NAME,
     IMAGENET_MEAN,
     IMAGENET_STD,
     LR_SCHEDULES,
     OPTIMIZERS,
-    atomic_write,
+    TrainConfig,
     build_model,
     check_checkpoint_model,
     evaluate,
@@ -113,6 +114,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    _D = TrainConfig()
     parser = argparse.ArgumentParser(
         prog="minitorchseg",
         description="Train, evaluate and run segmentation networks written from scratch (NumPy + Numba).",
@@ -127,22 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-arg", type=_model_arg, action="append", default=None, metavar="KEY=VALUE",
                    help="a model constructor argument, e.g. base_channels=16 (repeatable)")
     p.add_argument("--data", help="shapes[:key=value,...] | camvid:PATH | voc:PATH | folder:IMAGES,MASKS")
-    p.add_argument("--epochs", type=_positive_int, default=None, help="total number of epochs (default 10)")
-    p.add_argument("--batch-size", type=_positive_int, default=None, help="default 8")
+    p.add_argument("--epochs", type=_positive_int, default=None, help=f"total number of epochs (default {_D.epochs})")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help=f"default {_D.batch_size}")
     p.add_argument("--eval-batch-size", type=_positive_int, default=None, help="default: --batch-size")
-    p.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default 1e-3)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default adam")
+    p.add_argument("--lr", type=_positive_float, default=None, help=f"learning rate (default {_D.lr:g})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help=f"default {_D.optimizer}")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
-                   help="constant (default), or poly: lr (1 - epoch / epochs)^0.9")
-    p.add_argument("--momentum", type=float, default=None, help="SGD momentum (default 0.9)")
-    p.add_argument("--weight-decay", type=float, default=None, help="L2 weight decay (default 0)")
+                   help=f"constant or poly: lr (1 - epoch / epochs)^0.9 (default {_D.lr_schedule})")
+    p.add_argument("--momentum", type=float, default=None, help=f"SGD momentum (default {_D.momentum:g})")
+    p.add_argument("--weight-decay", type=float, default=None, help=f"L2 weight decay (default {_D.weight_decay:g})")
     p.add_argument("--crop", type=_size, default=None, metavar="H,W", help="random training crops (S, H,W or HxW)")
     p.add_argument("--resize", type=_size, default=None, metavar="H,W", help="resize every image first")
     p.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no random horizontal flips")
     p.add_argument("--class-weights", choices=("none", "median"), default=None,
                    help="cross-entropy class weights: none, or median-frequency balancing on the training set")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--seed", type=int, default=None, help="seed of initialisation, order and augmentation (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"seed of initialisation, order and augmentation (default {_D.seed})")
     p.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -193,18 +196,14 @@ def _model_kwargs(pairs, num_classes: int) -> dict:
 
 
 def _check_model_name(name: str) -> None:
-    from minitorchseg.train import known_models
-
-    names = known_models()
-    if name not in names:
-        raise CommandError(f"unknown model {name!r}; known models: {', '.join(names)}")
+    if name not in list_models():
+        raise CommandError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
 
 
 def _resolve_train_settings(args) -> dict:
     """The settings of a run: the command line's, or on --resume the checkpoint's (explicit values must agree)."""
-    defaults = {"batch_size": 8, "lr": 1e-3, "optimizer": "adam", "lr_schedule": "constant", "momentum": 0.9,
-                "weight_decay": 0.0,
-                "class_weights": "none", "crop": None, "resize": None, "flip": True, "seed": 0}
+    defaults = {key: value for key, value in vars(TrainConfig()).items() if key != "epochs"}
+    defaults["class_weights"] = "none"
     given = {key: getattr(args, key) for key in defaults}
     given.update(model=args.model, data=args.data)
     if not args.resume:
@@ -274,7 +273,7 @@ def cmd_train(args) -> int:
         weights = median_frequency_weights(train_set, train_set.num_classes, train_set.ignore_index)
     manual_seed(int(settings["seed"]))
     model = build_model(settings["model"], model_kwargs)
-    epochs = args.epochs if args.epochs is not None else int(settings.get("epochs") or 10)
+    epochs = args.epochs if args.epochs is not None else int(settings.get("epochs") or TrainConfig.epochs)
     mean, std = _normalisation(spec)
     print(f"training {settings['model']}({', '.join(f'{k}={v!r}' for k, v in model_kwargs.items())}) on "
           f"{spec.text}: {len(train_set)} training, {len(val_set)} validation images; output in {out}")

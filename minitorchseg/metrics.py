@@ -41,6 +41,8 @@ import math
 
 import numpy as np
 
+from .checks import check_positive_int
+
 __all__ = ["ConfusionMatrix", "binary_metrics", "format_table"]
 
 
@@ -100,8 +102,7 @@ class ConfusionMatrix:
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = None):
-        if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"ConfusionMatrix: num_classes must be a positive int, got {num_classes!r}")
+        check_positive_int("ConfusionMatrix", "num_classes", num_classes)
         if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
             raise TypeError(f"ConfusionMatrix: ignore_index must be an int or None, got {ignore_index!r}")
         self.num_classes = int(num_classes)

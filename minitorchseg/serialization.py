@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["save", "load", "CheckpointError"]
+__all__ = ["save", "load", "atomic_write", "CheckpointError"]
 
 _STRUCTURE = "__structure__"
 
@@ -78,6 +78,30 @@ def _umask() -> int:
     return mask
 
 
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(fileobj)`` on a temporary file in ``path``'s folder (binary mode), then rename it to ``path``.
+
+    The file is flushed and ``fsync``-ed before ``os.replace``, so a crash at any
+    moment leaves the previous file or the new one, never half of one; on an
+    error the temporary file is removed and the error re-raised. The new file gets
+    the usual permissions (``0o666`` less the umask; ``mkstemp`` alone makes 0600).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def save(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` (nested dicts/lists of arrays, Tensors and scalars) to ``path`` atomically."""
     arrays: list[np.ndarray] = []
@@ -88,18 +112,7 @@ def save(obj: Any, path: str | os.PathLike) -> None:
         raise FileNotFoundError(f"save: folder {folder!r} does not exist")
     payload = {f"a{i}": a for i, a in enumerate(arrays)}
     payload[_STRUCTURE] = np.frombuffer(structure.encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; a checkpoint gets the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, **payload))
 
 
 def load(path: str | os.PathLike) -> Any:

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..checks import check_positive_int
 from ..nn import Conv2d, Module, init
 from ..tensor import Tensor
 
 __all__ = ["check_positive_int", "scale_channels", "check_input", "he_init_", "crop"]
-
-
-def check_positive_int(model: str, name: str, value) -> int:
-    """``value`` as an int ≥ 1, or a ValueError naming ``model`` and ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{model}: {name} must be a positive int, got {value!r}")
-    return value
 
 
 def scale_channels(model: str, paper: Sequence[int], width: float = 1.0, channels: Sequence[int] | None = None

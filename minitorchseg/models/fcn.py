@@ -43,7 +43,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..nn import Conv2d, ConvTranspose2d, Dropout, MaxPool2d, Module, ReLU, init
+from ..nn import Conv2d, ConvTranspose2d, Dropout, MaxPool2d, Module, ReLU, Sequential, init
 from ..tensor import Tensor
 from ._common import check_input, check_positive_int, crop, scale_channels
 from .vgg import VGG16_STAGES, conv_stage
@@ -104,6 +104,7 @@ class _FCN(Module):
 
     vgg_stage_names = ("conv1", "conv2", "conv3", "conv4", "conv5")
     _name = "fcn"
+    stride = 32  # the output stride of the finest score map summed in: 32 (no skip), 16 (+pool4), 8 (+pool3)
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
                  channels: Sequence[int] | None = None, batch_norm: bool = False, dropout: float = 0.5,
@@ -115,12 +116,16 @@ class _FCN(Module):
         self.channels = widths
         self.learn_upsampling = learn_upsampling
         c1, c2, c3, c4, c5, fc = widths
-        stage_in = (in_channels, c1, c2, c3, c4)
-        for s, ((_, num_convs), cin, cout) in enumerate(zip(VGG16_STAGES, stage_in, widths[:5]), start=1):
-            # conv1_1 pads by 100 (see the module docstring); all other 3x3 convs by 1.
-            stage = conv_stage((cin,) + (cout,) * num_convs, batch_norm, first_padding=100 if s == 1 else None)
-            setattr(self, f"conv{s}", stage)
-            setattr(self, f"pool{s}", MaxPool2d(2, stride=2, ceil_mode=True))
+
+        def stage(cin: int, cout: int, index: int, first_padding: int | None = None) -> Sequential:
+            return conv_stage((cin,) + (cout,) * VGG16_STAGES[index][1], batch_norm, first_padding=first_padding)
+
+        # conv1_1 pads by 100 (see the module docstring); all other 3x3 convs by 1. Pools round up (ceil_mode).
+        self.conv1, self.pool1 = stage(in_channels, c1, 0, first_padding=100), MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2, self.pool2 = stage(c1, c2, 1), MaxPool2d(2, 2, ceil_mode=True)
+        self.conv3, self.pool3 = stage(c2, c3, 2), MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4, self.pool4 = stage(c3, c4, 3), MaxPool2d(2, 2, ceil_mode=True)
+        self.conv5, self.pool5 = stage(c4, c5, 4), MaxPool2d(2, 2, ceil_mode=True)
         self.fc6 = Conv2d(c5, fc, 7)  # unpadded: a 7x7 window of pool5 is fc6's 512x7x7 input
         self.relu6 = ReLU(inplace=True)
         self.drop6 = Dropout(dropout)
@@ -128,6 +133,18 @@ class _FCN(Module):
         self.relu7 = ReLU(inplace=True)
         self.drop7 = Dropout(dropout)
         self.score_fr = _score(fc, num_classes)
+        # the variant's head: its skips (score_pool4, score_pool3) and upsampling layers, in the paper's order
+        if self.stride == 32:
+            self.upscore = _upsampling(num_classes, 32, learn_upsampling)
+        else:
+            self.upscore2 = _upsampling(num_classes, 2, learn_upsampling)
+            self.score_pool4 = _score(c4, num_classes)
+        if self.stride == 16:
+            self.upscore16 = _upsampling(num_classes, 16, learn_upsampling)
+        if self.stride == 8:
+            self.upscore_pool4 = _upsampling(num_classes, 2, learn_upsampling)
+            self.score_pool3 = _score(c3, num_classes)
+            self.upscore8 = _upsampling(num_classes, 8, learn_upsampling)
 
     def _backbone(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """pool3 (stride 8), pool4 (stride 16) and the class scores at stride 32 (score_fr)."""
@@ -149,12 +166,7 @@ class FCN32s(_FCN):
     """FCN-32s: the stride-32 scores upsampled ×32 in one step."""
 
     _name = "fcn32s"
-
-    def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
-                 channels: Sequence[int] | None = None, batch_norm: bool = False, dropout: float = 0.5,
-                 learn_upsampling: bool = False):
-        super().__init__(num_classes, in_channels, width, channels, batch_norm, dropout, learn_upsampling)
-        self.upscore = _upsampling(num_classes, 32, learn_upsampling)
+    stride = 32
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (N, C_in, H, W) → class scores (N, num_classes, H, W)."""
@@ -169,14 +181,7 @@ class FCN16s(_FCN):
     """FCN-16s: scores at stride 32 upsampled ×2, summed with pool4's scores, then upsampled ×16."""
 
     _name = "fcn16s"
-
-    def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
-                 channels: Sequence[int] | None = None, batch_norm: bool = False, dropout: float = 0.5,
-                 learn_upsampling: bool = False):
-        super().__init__(num_classes, in_channels, width, channels, batch_norm, dropout, learn_upsampling)
-        self.upscore2 = _upsampling(num_classes, 2, learn_upsampling)
-        self.score_pool4 = _score(self.channels[3], num_classes)
-        self.upscore16 = _upsampling(num_classes, 16, learn_upsampling)
+    stride = 16
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (N, C_in, H, W) → class scores (N, num_classes, H, W)."""
@@ -193,16 +198,7 @@ class FCN8s(_FCN):
     """FCN-8s: as FCN-16s, then ×2 again and summed with pool3's scores, then upsampled ×8."""
 
     _name = "fcn8s"
-
-    def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
-                 channels: Sequence[int] | None = None, batch_norm: bool = False, dropout: float = 0.5,
-                 learn_upsampling: bool = False):
-        super().__init__(num_classes, in_channels, width, channels, batch_norm, dropout, learn_upsampling)
-        self.upscore2 = _upsampling(num_classes, 2, learn_upsampling)
-        self.score_pool4 = _score(self.channels[3], num_classes)
-        self.upscore_pool4 = _upsampling(num_classes, 2, learn_upsampling)
-        self.score_pool3 = _score(self.channels[2], num_classes)
-        self.upscore8 = _upsampling(num_classes, 8, learn_upsampling)
+    stride = 8
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (N, C_in, H, W) → class scores (N, num_classes, H, W)."""

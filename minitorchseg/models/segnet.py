@@ -34,10 +34,32 @@ from ..tensor import Tensor
 from ._common import check_input, check_positive_int, he_init_, scale_channels
 from .vgg import VGG16_STAGES, conv_stage
 
-__all__ = ["SegNet", "SegNetBasic", "segnet", "segnet_basic", "SEGNET_CHANNELS"]
+__all__ = ["SegNet", "SegNetBasic", "segnet", "segnet_basic", "SEGNET_CHANNELS", "encode_with_indices",
+           "decode_with_indices"]
 
 SEGNET_CHANNELS: tuple[int, ...] = tuple(c for c, _ in VGG16_STAGES)
 """The paper's encoder widths per stage (VGG16's)."""
+
+
+def encode_with_indices(x: Tensor, stages) -> tuple[Tensor, list[Tensor], list[tuple[int, int]]]:
+    """Run ``(conv stage, pool)`` pairs in order; return the last pooled map, every pool's indices and the size
+    before every pool (the ``output_size`` its unpool must restore, odd sizes included)."""
+    indices, sizes = [], []
+    h = x
+    for stage, pool in stages:
+        h = stage(h)
+        sizes.append(h.shape[2:])   # H / 2^(s−1), rounded down at each earlier pool
+        h, idx = pool(h)            # halves it (floor); idx: flat positions of the maxima in that map
+        indices.append(idx)
+    return h, indices, sizes
+
+
+def decode_with_indices(h: Tensor, indices: list[Tensor], sizes: list[tuple[int, int]], stages) -> Tensor:
+    """Run ``(unpool, conv stage)`` pairs, deepest first: unpool with the matching encoder's indices to its
+    pre-pool size (a sparse map), then densify with the convolutions."""
+    for (unpool, stage), idx, size in zip(stages, reversed(indices), reversed(sizes)):
+        h = stage(unpool(h, idx, output_size=size))
+    return h
 
 
 class SegNet(Module):
@@ -59,17 +81,26 @@ class SegNet(Module):
         self.in_channels = check_positive_int("segnet", "in_channels", in_channels)
         self.channels = scale_channels("segnet", SEGNET_CHANNELS, width, channels)
         c = self.channels
-        convs = [n for _, n in VGG16_STAGES]  # 2, 2, 3, 3, 3 convolutions per stage
-        for s in range(1, 6):
-            cin = in_channels if s == 1 else c[s - 2]
-            setattr(self, f"enc{s}", conv_stage((cin,) + (c[s - 1],) * convs[s - 1], batch_norm=True))
-            setattr(self, f"pool{s}", MaxPool2d(2, stride=2, return_indices=True))
-        for s in range(5, 0, -1):
-            # dec_s: its encoder's width c_s, then its last conv narrows to c_(s−1), the width unpool_(s−1) expects
-            # (512 → 512 → 512 → 256 for dec4); dec1 has one conv fewer: the classifier is its last one.
-            path = (c[s - 1],) * convs[s - 1] + ((c[s - 2],) if s > 1 else ())
-            setattr(self, f"unpool{s}", MaxUnpool2d(2, stride=2))
-            setattr(self, f"dec{s}", conv_stage(path, batch_norm=True))
+        n1, n2, n3, n4, n5 = (n for _, n in VGG16_STAGES)  # 2, 2, 3, 3, 3 convolutions per stage
+
+        def enc(cin: int, cout: int, n: int) -> Sequential:
+            return conv_stage((cin,) + (cout,) * n, batch_norm=True)
+
+        def dec(cin: int, cout: int | None, n: int) -> Sequential:
+            # a decoder stage keeps its encoder's width c_s, then its last conv narrows to c_(s−1), the width the
+            # next unpool expects (512 → 512 → 512 → 256 for dec4); dec1 has one conv fewer: the classifier follows.
+            return conv_stage((cin,) * n + ((cout,) if cout is not None else ()), batch_norm=True)
+
+        self.enc1, self.pool1 = enc(in_channels, c[0], n1), MaxPool2d(2, stride=2, return_indices=True)
+        self.enc2, self.pool2 = enc(c[0], c[1], n2), MaxPool2d(2, stride=2, return_indices=True)
+        self.enc3, self.pool3 = enc(c[1], c[2], n3), MaxPool2d(2, stride=2, return_indices=True)
+        self.enc4, self.pool4 = enc(c[2], c[3], n4), MaxPool2d(2, stride=2, return_indices=True)
+        self.enc5, self.pool5 = enc(c[3], c[4], n5), MaxPool2d(2, stride=2, return_indices=True)
+        self.unpool5, self.dec5 = MaxUnpool2d(2, stride=2), dec(c[4], c[3], n5)
+        self.unpool4, self.dec4 = MaxUnpool2d(2, stride=2), dec(c[3], c[2], n4)
+        self.unpool3, self.dec3 = MaxUnpool2d(2, stride=2), dec(c[2], c[1], n3)
+        self.unpool2, self.dec2 = MaxUnpool2d(2, stride=2), dec(c[1], c[0], n2)
+        self.unpool1, self.dec1 = MaxUnpool2d(2, stride=2), dec(c[0], None, n1)
         self.classifier = Conv2d(c[0], num_classes, 3, padding=1)
         he_init_(self)
 
@@ -77,22 +108,15 @@ class SegNet(Module):
         """pool5 (N, c5, ⌊H/32⌋, ⌊W/32⌋), the five pools' indices, and the five sizes before each pool."""
         check_input("segnet", x, self.in_channels, self.min_size,
                     "five 2x2 max-pools each halve the size, rounding down")
-        indices, sizes = [], []
-        h = x
-        for s in range(1, 6):
-            h = getattr(self, f"enc{s}")(h)
-            sizes.append(h.shape[2:])                   # H / 2^(s−1), rounded down at each pool
-            h, idx = getattr(self, f"pool{s}")(h)       # halves it (floor); idx: flat positions in that map
-            indices.append(idx)
-        return h, indices, sizes
+        return encode_with_indices(x, ((self.enc1, self.pool1), (self.enc2, self.pool2), (self.enc3, self.pool3),
+                                       (self.enc4, self.pool4), (self.enc5, self.pool5)))
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (N, C_in, H, W) with H, W ≥ 32 → class scores (N, num_classes, H, W)."""
         h, indices, sizes = self.encode(x)
-        for s in range(5, 0, -1):
-            # unpool to exactly the pre-pool size (odd sizes included), then densify with the convolutions
-            h = getattr(self, f"unpool{s}")(h, indices[s - 1], output_size=sizes[s - 1])
-            h = getattr(self, f"dec{s}")(h)
+        h = decode_with_indices(h, indices, sizes, ((self.unpool5, self.dec5), (self.unpool4, self.dec4),
+                                                    (self.unpool3, self.dec3), (self.unpool2, self.dec2),
+                                                    (self.unpool1, self.dec1)))
         return self.classifier(h)
 
     def extra_repr(self) -> str:
@@ -119,15 +143,22 @@ class SegNetBasic(Module):
         if k % 2 == 0:
             raise ValueError(f"segnet_basic: kernel_size must be odd (the conv keeps the size), got {k}")
         pad = k // 2  # a k x k conv with padding k // 2 keeps H x W
-        for s in range(1, 5):
-            cin = in_channels if s == 1 else channels
-            setattr(self, f"enc{s}", Sequential(Conv2d(cin, channels, k, padding=pad, bias=False),
-                                                 BatchNorm2d(channels), ReLU(inplace=True)))
-            setattr(self, f"pool{s}", MaxPool2d(2, stride=2, return_indices=True))
-        for s in range(4, 0, -1):
-            setattr(self, f"unpool{s}", MaxUnpool2d(2, stride=2))
-            setattr(self, f"dec{s}", Sequential(Conv2d(channels, channels, k, padding=pad, bias=False),
-                                                 BatchNorm2d(channels)))
+
+        def enc(cin: int) -> Sequential:
+            return Sequential(Conv2d(cin, channels, k, padding=pad, bias=False), BatchNorm2d(channels),
+                              ReLU(inplace=True))
+
+        def dec() -> Sequential:
+            return Sequential(Conv2d(channels, channels, k, padding=pad, bias=False), BatchNorm2d(channels))
+
+        self.enc1, self.pool1 = enc(in_channels), MaxPool2d(2, stride=2, return_indices=True)
+        self.enc2, self.pool2 = enc(channels), MaxPool2d(2, stride=2, return_indices=True)
+        self.enc3, self.pool3 = enc(channels), MaxPool2d(2, stride=2, return_indices=True)
+        self.enc4, self.pool4 = enc(channels), MaxPool2d(2, stride=2, return_indices=True)
+        self.unpool4, self.dec4 = MaxUnpool2d(2, stride=2), dec()
+        self.unpool3, self.dec3 = MaxUnpool2d(2, stride=2), dec()
+        self.unpool2, self.dec2 = MaxUnpool2d(2, stride=2), dec()
+        self.unpool1, self.dec1 = MaxUnpool2d(2, stride=2), dec()
         self.classifier = Conv2d(channels, num_classes, 1)
         he_init_(self)
 
@@ -135,16 +166,10 @@ class SegNetBasic(Module):
         """x: (N, C_in, H, W) with H, W ≥ 16 → class scores (N, num_classes, H, W)."""
         check_input("segnet_basic", x, self.in_channels, self.min_size,
                     "four 2x2 max-pools each halve the size, rounding down")
-        indices, sizes = [], []
-        h = x
-        for s in range(1, 5):
-            h = getattr(self, f"enc{s}")(h)
-            sizes.append(h.shape[2:])
-            h, idx = getattr(self, f"pool{s}")(h)
-            indices.append(idx)
-        for s in range(4, 0, -1):
-            h = getattr(self, f"unpool{s}")(h, indices[s - 1], output_size=sizes[s - 1])
-            h = getattr(self, f"dec{s}")(h)
+        h, indices, sizes = encode_with_indices(x, ((self.enc1, self.pool1), (self.enc2, self.pool2),
+                                                    (self.enc3, self.pool3), (self.enc4, self.pool4)))
+        h = decode_with_indices(h, indices, sizes, ((self.unpool4, self.dec4), (self.unpool3, self.dec3),
+                                                    (self.unpool2, self.dec2), (self.unpool1, self.dec1)))
         return self.classifier(h)
 
     def extra_repr(self) -> str:

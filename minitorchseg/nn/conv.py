@@ -15,9 +15,10 @@ import math
 
 import numpy as np
 
-from minitorchseg.kernels.geometry import conv_transpose_output_size, pair
+from minitorchseg.kernels.geometry import conv_transpose_output_size
 
 from .. import functional as F
+from ..checks import check_int_pair
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -35,13 +36,6 @@ def _check_channels(layer: str, in_channels, out_channels, groups) -> None:
         raise ValueError(f"{layer}: in_channels ({in_channels}) must be divisible by groups ({groups})")
     if out_channels % groups != 0:
         raise ValueError(f"{layer}: out_channels ({out_channels}) must be divisible by groups ({groups})")
-
-
-def _positive_pair(layer: str, value, name: str, minimum: int) -> tuple[int, int]:
-    result = pair(value, f"{layer}: {name}")
-    if min(result) < minimum:
-        raise ValueError(f"{layer}: {name}: expected values ≥ {minimum}, got {value!r}")
-    return result
 
 
 class _ConvNd(Module):
@@ -75,9 +69,9 @@ class Conv2d(_ConvNd):
         layer = "Conv2d"
         _check_channels(layer, in_channels, out_channels, groups)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _positive_pair(layer, kernel_size, "kernel_size", 1)
-        self.stride = _positive_pair(layer, stride, "stride", 1)
-        self.dilation = _positive_pair(layer, dilation, "dilation", 1)
+        self.kernel_size = check_int_pair(layer, "kernel_size", kernel_size, 1)
+        self.stride = check_int_pair(layer, "stride", stride, 1)
+        self.dilation = check_int_pair(layer, "dilation", dilation, 1)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{layer}: padding: expected an int, a pair, 'same' or 'valid', got {padding!r}")
@@ -87,7 +81,7 @@ class Conv2d(_ConvNd):
                 )
             self.padding = padding
         else:
-            self.padding = _positive_pair(layer, padding, "padding", 0)
+            self.padding = check_int_pair(layer, "padding", padding, 0)
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{layer}: padding_mode: expected one of {_PADDING_MODES}, got {padding_mode!r}")
         self.padding_mode = padding_mode
@@ -143,13 +137,13 @@ class ConvTranspose2d(_ConvNd):
         if padding_mode != "zeros":
             raise ValueError(f'{layer}: padding_mode: only "zeros" is supported, got {padding_mode!r}')
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _positive_pair(layer, kernel_size, "kernel_size", 1)
-        self.stride = _positive_pair(layer, stride, "stride", 1)
-        self.dilation = _positive_pair(layer, dilation, "dilation", 1)
+        self.kernel_size = check_int_pair(layer, "kernel_size", kernel_size, 1)
+        self.stride = check_int_pair(layer, "stride", stride, 1)
+        self.dilation = check_int_pair(layer, "dilation", dilation, 1)
         if isinstance(padding, str):
             raise ValueError(f"{layer}: padding: expected an int or a pair of ints, got {padding!r}")
-        self.padding = _positive_pair(layer, padding, "padding", 0)
-        self.output_padding = _positive_pair(layer, output_padding, "output_padding", 0)
+        self.padding = check_int_pair(layer, "padding", padding, 0)
+        self.output_padding = check_int_pair(layer, "output_padding", output_padding, 0)
         self.padding_mode = padding_mode
         self._init_parameters((in_channels, out_channels // groups, *self.kernel_size), out_channels, bias)
 

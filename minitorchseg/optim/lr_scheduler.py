@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from .optimizer import Optimizer
 
-__all__ = ["LRScheduler", "StepLR", "PolynomialLR"]
+__all__ = ["LRScheduler", "StepLR", "PolynomialLR", "polynomial_lr"]
+
+
+def polynomial_lr(base_lr: float, t: int, total_iters: int, power: float) -> float:
+    """The "poly" rule in closed form: ``base_lr·(1 − min(t, T)/T)^power`` with ``T = total_iters``.
+
+    :class:`PolynomialLR` reaches the same values by torch's recursive update (equal up to rounding);
+    the training loop calls this directly for epoch ``t``, so a resumed run needs no scheduler state.
+    """
+    return float(base_lr) * (1.0 - min(t, total_iters) / total_iters) ** power
 
 
 class LRScheduler:

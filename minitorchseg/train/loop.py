@@ -1,0 +1,287 @@
+"""Train, evaluate, predict: the loops of semantic segmentation (one epoch: see :mod:`minitorchseg.train`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from minitorchseg import functional as F
+from minitorchseg.autograd import no_grad
+from minitorchseg.data.loader import DataLoader
+from minitorchseg.data.palettes import colorize
+from minitorchseg.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Resize
+from minitorchseg.metrics import ConfusionMatrix
+from minitorchseg.random import default_generator, manual_seed
+from minitorchseg.serialization import save
+from minitorchseg.tensor import Tensor
+
+from .checkpoint import (
+    BEST_NAME,
+    CHECKPOINT_NAME,
+    check_checkpoint_model,
+    load_weights,
+    make_checkpoint,
+    read_checkpoint,
+)
+from .config import IMAGENET_MEAN, IMAGENET_STD, TrainConfig, make_optimizer, scheduled_lr
+from .reporting import json_value, plot_curves, write_metrics
+
+__all__ = ["train", "evaluate", "predict", "overlay"]
+
+
+def _normalize(images: np.ndarray, mean, std) -> np.ndarray:
+    """``(N, H, W, 3)`` uint8 → ``(N, 3, H, W)`` float32 ``(x / 255 - mean) / std``."""
+    x = images.astype(np.float32).transpose(0, 3, 1, 2) * np.float32(1.0 / 255.0)
+    mean = np.asarray(mean, dtype=np.float32)[None, :, None, None]
+    std = np.asarray(std, dtype=np.float32)[None, :, None, None]
+    return np.ascontiguousarray((x - mean) / std)
+
+
+def _same_size_batches(data, batch_size: int):
+    """Consecutive items of ``data`` grouped into batches of at most ``batch_size`` items of one size."""
+    images, masks = [], []
+    for i in range(len(data)):
+        image, mask = data[i]
+        if images and (len(images) == batch_size or image.shape != images[0].shape):
+            yield np.stack(images), np.stack(masks)
+            images, masks = [], []
+        images.append(image)
+        masks.append(np.asarray(mask, dtype=np.int64))
+    if images:
+        yield np.stack(images), np.stack(masks)
+
+
+def evaluate(model, data, *, batch_size: int = 8, device: str = "cpu", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+             resize=None, class_weights=None, progress: bool = False, desc: str = "eval") -> dict:
+    """Metrics of ``model`` on every pixel of ``data`` (items ``(image (H, W, 3) uint8, mask (H, W))``).
+
+    Returns :meth:`ConfusionMatrix.compute`'s dict plus ``loss`` (the mean
+    cross-entropy per labelled pixel, with ``class_weights`` when given) and
+    ``matrix`` (the confusion matrix). ``data`` needs ``num_classes`` and
+    ``ignore_index``. Items are batched in order, consecutive items of one size
+    together; ``resize = (h, w)`` resizes every item first. The model is put in
+    eval mode and left there.
+    """
+    ignore = data.ignore_index
+    matrix = ConfusionMatrix(data.num_classes, ignore)
+    weight = None if class_weights is None else Tensor(np.asarray(class_weights, np.float32), device=device)
+    resizer = Resize(resize) if resize is not None else None
+    total_loss, total_weight = 0.0, 0.0
+    model.eval()
+    bar = tqdm(total=len(data), desc=desc, unit="img", disable=not progress, leave=False)
+    with no_grad():
+        for images, masks in _same_size_batches(_Resized(data, resizer), batch_size):
+            x = Tensor(_normalize(images, mean, std), device=device)
+            logits = model(x)
+            y = Tensor(masks, device=device)
+            loss = F.cross_entropy(logits, y, weight=weight, ignore_index=-100 if ignore is None else ignore,
+                                   reduction="sum")
+            total_loss += float(loss.item())
+            counted = masks != ignore if ignore is not None else np.ones(masks.shape, dtype=bool)
+            w = np.asarray(class_weights, np.float64)[masks[counted]] if class_weights is not None else None
+            total_weight += float(w.sum()) if w is not None else float(counted.sum())
+            matrix.update(logits.argmax(dim=1).numpy(), masks)
+            bar.update(len(images))
+    bar.close()
+    results = matrix.compute()
+    results["loss"] = total_loss / total_weight if total_weight else math.nan
+    results["matrix"] = matrix.matrix.copy()
+    return results
+
+
+class _Resized:
+    """``data`` with every item passed through ``resizer`` (or unchanged when it is None)."""
+
+    def __init__(self, data, resizer):
+        self.data, self.resizer = data, resizer
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        image, mask = self.data[i]
+        return self.resizer(image, mask) if self.resizer is not None else (image, mask)
+
+
+def predict(model, image: np.ndarray, *, device: str = "cpu", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+            resize=None) -> np.ndarray:
+    """The label map ``(H, W)`` int64 that ``model`` predicts for one ``(H, W, 3)`` uint8 image.
+
+    With ``resize = (h, w)`` (the size the model was trained at) the image is
+    resized for the network and the labels are resized back to ``(H, W)`` by
+    nearest neighbour.
+    """
+    from minitorchseg.data.transforms import resize_image, resize_mask
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"predict: image must be (H, W, 3) uint8, got shape {image.shape} dtype {image.dtype}")
+    height, width = image.shape[:2]
+    if resize is not None and tuple(resize) != (height, width):
+        image = resize_image(image, tuple(resize))
+    model.eval()
+    with no_grad():
+        logits = model(Tensor(_normalize(image[None], mean, std), device=device))
+        labels = logits.argmax(dim=1).numpy()[0]
+    if labels.shape != (height, width):
+        labels = resize_mask(labels, (height, width))
+    return labels.astype(np.int64)
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, palette, alpha: float = 0.5, ignore_index=None) -> np.ndarray:
+    """``(1 - alpha) * image + alpha * colorize(labels)``, ``(H, W, 3)`` uint8."""
+    colours = colorize(labels, palette, ignore_index=ignore_index).astype(np.float32)
+    mixed = (1.0 - alpha) * image.astype(np.float32) + alpha * colours
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def _train_transform(crop, flip: bool, ignore_index, mean, std, resize):
+    steps = []
+    if resize is not None:
+        steps.append(Resize(resize))
+    if crop is not None:
+        fill = ignore_index if ignore_index is not None else 0
+        steps.append(RandomCrop(crop, pad_if_needed=ignore_index is not None, mask_fill=fill))
+    if flip:
+        steps.append(RandomHorizontalFlip(0.5))
+    steps.append(Normalize(mean, std))
+    return Compose(steps)
+
+
+def _data_info(data, mean, std, resize, spec) -> dict:
+    return {
+        "num_classes": int(data.num_classes),
+        "class_names": [str(n) for n in data.class_names],
+        "palette": np.asarray(data.palette, dtype=np.uint8),
+        "ignore_index": None if data.ignore_index is None else int(data.ignore_index),
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "resize": None if resize is None else [int(v) for v in resize],
+        "spec": spec,
+    }
+
+
+_DEFAULTS = TrainConfig()
+
+
+def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name: str, model_kwargs: dict,
+          batch_size: int = _DEFAULTS.batch_size, lr: float = _DEFAULTS.lr, optimizer: str = _DEFAULTS.optimizer,
+          momentum: float = _DEFAULTS.momentum, weight_decay: float = _DEFAULTS.weight_decay,
+          lr_schedule: str = _DEFAULTS.lr_schedule, class_weights=None, crop=_DEFAULTS.crop,
+          flip: bool = _DEFAULTS.flip, resize=_DEFAULTS.resize, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+          device: str = "cpu", seed: int = _DEFAULTS.seed, resume: bool = False,
+          eval_batch_size: int | None = None, data_spec: str | None = None, extra_config: dict | None = None,
+          progress: bool = True, log=print) -> list[dict]:
+    """Train ``model`` for ``epochs`` epochs (in total, counting resumed ones); returns the metric history.
+
+    ``model_name`` and ``model_kwargs`` must rebuild ``model`` through
+    :func:`minitorchseg.models.get_model` (they go into the checkpoint). ``class_weights``:
+    ``(num_classes,)`` or None; ``crop``: ``(h, w)`` random training crops;
+    ``resize``: ``(h, w)`` applied to every image first. ``lr_schedule``: ``constant``,
+    or ``poly``: epoch ``e`` (from 0) uses ``lr (1 - e / epochs)^0.9``. With ``resume`` the run
+    continues from ``out_dir/checkpoint.npz`` (which must hold the same model):
+    weights, optimiser state, epoch, history and random state come from it.
+    See the module docstring for one epoch's steps and the files written.
+    """
+    settings = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
+                           weight_decay=weight_decay, lr_schedule=lr_schedule, crop=crop, resize=resize, flip=flip,
+                           seed=seed).check("train")
+    if len(train_data) == 0:
+        raise ValueError("train: the training set is empty")
+    num_classes, ignore = train_data.num_classes, train_data.ignore_index
+    if class_weights is not None:
+        class_weights = np.asarray(class_weights, dtype=np.float64)
+        if class_weights.shape != (num_classes,):
+            raise ValueError(f"train: class_weights must have shape ({num_classes},), got {class_weights.shape}")
+    out_dir = os.fspath(out_dir)
+    checkpoint_path = os.path.join(out_dir, CHECKPOINT_NAME)
+    ckpt = None
+    if resume:
+        ckpt = read_checkpoint(checkpoint_path)
+        check_checkpoint_model(ckpt, checkpoint_path, model_name, model_kwargs)
+    model.to(device)
+    opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
+    config = {"model": model_name, "model_kwargs": dict(model_kwargs), "data": data_spec, **settings.as_dict(),
+              "class_weights": class_weights, "device": device, **(extra_config or {})}
+    data_info = _data_info(train_data, mean, std, resize, data_spec)
+    history: list[dict] = []
+    start_epoch = 0
+    if ckpt is not None:
+        load_weights(model, ckpt, checkpoint_path)
+        opt.load_state_dict(ckpt["optimizer_state"])
+        start_epoch = int(ckpt["epoch"])
+        history = [dict(row) for row in ckpt.get("history", [])]
+        default_generator().bit_generator.state = json.loads(ckpt["rng"])
+        log(f"resuming from {checkpoint_path} after epoch {start_epoch}")
+        if start_epoch >= epochs:
+            log(f"the checkpoint has already done {start_epoch} epoch(s) of {epochs}: nothing to train")
+            return history
+    else:
+        manual_seed(seed)
+    os.makedirs(out_dir, exist_ok=True)
+
+    loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, drop_last=len(train_data) > batch_size,
+                        transform=_train_transform(crop, flip, ignore, mean, std, resize), seed=seed)
+    loader.epoch = start_epoch
+    weight = None if class_weights is None else Tensor(class_weights.astype(np.float32), device=device)
+    ignore_arg = -100 if ignore is None else ignore
+    best = max((row["miou"] for row in history if row.get("miou") is not None), default=-math.inf)
+
+    for epoch in range(start_epoch, epochs):
+        for group in opt.param_groups:
+            group["lr"] = scheduled_lr(lr, lr_schedule, epoch, epochs)
+        model.train()
+        started = time.perf_counter()
+        seen, loss_sum = 0, 0.0
+        bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                   disable=not progress, dynamic_ncols=True)
+        for images, masks in bar:
+            x = Tensor(images, device=device)
+            y = Tensor(masks, device=device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, weight=weight, ignore_index=ignore_arg)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"train: the loss became {value} in epoch {epoch + 1}; lower the learning rate (--lr {lr})"
+                )
+            seen += len(images)
+            loss_sum += value * len(images)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (time.perf_counter() - started):.1f}")
+        bar.close()
+        train_seconds = time.perf_counter() - started
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": float(opt.param_groups[0]["lr"]),
+               "images_per_second": seen / train_seconds}
+        if val_data is not None and len(val_data):
+            results = evaluate(model, val_data, batch_size=eval_batch_size or batch_size, device=device, mean=mean,
+                               std=std, resize=resize, class_weights=class_weights, progress=progress,
+                               desc="validation")
+            row.update(val_loss=results["loss"], miou=results["miou"], pixel_accuracy=results["pixel_accuracy"],
+                       mean_accuracy=results["mean_accuracy"], fwiou=results["fwiou"],
+                       iou=[None if math.isnan(v) else float(v) for v in results["iou"]])
+        row["seconds"] = time.perf_counter() - started
+        previous = history[-1].get("elapsed_seconds") if history else None
+        row["elapsed_seconds"] = (previous or 0.0) + row["seconds"]
+        history.append(json_value(row))
+        state = make_checkpoint(model, opt, epoch + 1, model_name, model_kwargs, data_info, config, history)
+        save(state, checkpoint_path)
+        miou = row.get("miou")
+        if miou is not None and not math.isnan(miou) and miou > best:
+            best = miou
+            save(state, os.path.join(out_dir, BEST_NAME))
+        write_metrics(out_dir, history, data_info["class_names"], config)
+        plot_curves(os.path.join(out_dir, "curve.png"), history)
+        summary = f"epoch {epoch + 1}/{epochs}: train loss {row['train_loss']:.4f}"
+        if miou is not None:
+            summary += (f", val loss {row['val_loss']:.4f}, val mIoU {miou:.4f}, "
+                        f"pixel accuracy {row['pixel_accuracy']:.4f}")
+        log(summary + f" ({row['seconds']:.1f} s, {row['images_per_second']:.1f} img/s)")
+    return history
