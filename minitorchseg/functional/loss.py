@@ -28,7 +28,12 @@ class CrossEntropy(Function):
     input x: (N, C) or (N, C, d1, ...); target t: (N,) or (N, d1, ...) ints.
     'mean' divides Σ ℓ_i by Σ w[t_i] over non-ignored i (torch's weighted mean;
     NaN when every target is ignored, as torch); 'sum' and 'none' as named.
-    Backward: dℓ_i/dx_i = w[t_i]·(softmax(x_i) − onehot(t_i)), 0 for ignored i.
+    Backward: dℓ_i/dx_i = w[t_i]·(softmax(x_i) − onehot(t_i)) (over Σ w for
+    'mean'), exactly 0 for ignored i: when every target is ignored the loss is
+    NaN but the gradient is all zeros, as torch's ``nll_loss`` backward
+    (``aten/src/ATen/native/LossNLL.cpp``), so one all-ignored batch cannot
+    turn the weights into NaN. Non-ignored targets whose weights sum to 0 give
+    0/0 = NaN in those rows, as torch. No floating-point warnings are raised.
     """
 
     @staticmethod
@@ -43,7 +48,7 @@ class CrossEntropy(Function):
         w = weight[safe] if weight is not None else xp.ones(safe.shape, dtype=x.dtype)
         w = w * valid
         losses = -w * picked
-        ctx.save_for_backward(logp, safe, w)
+        ctx.save_for_backward(logp, safe, w, valid)
         ctx.reduction, ctx.log_probs_given = reduction, log_probs_given
         if reduction == "none":
             return losses.astype(x.dtype, copy=False)
@@ -51,18 +56,21 @@ class CrossEntropy(Function):
         if reduction == "sum":
             return xp.asarray(total, dtype=x.dtype)
         ctx.denominator = w.sum()
-        return xp.asarray(total / ctx.denominator, dtype=x.dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = total / ctx.denominator
+        return xp.asarray(mean, dtype=x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         xp = ctx.xp
-        logp, safe, w = ctx.saved_arrays
+        logp, safe, w, valid = ctx.saved_arrays
         if ctx.reduction == "none":
             scale = grad * w
         elif ctx.reduction == "sum":
             scale = grad * w
         else:
-            scale = grad * w / ctx.denominator
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = xp.where(valid, grad * w / ctx.denominator, 0)
         scale = scale[:, None]
         if ctx.log_probs_given:
             gx = xp.zeros_like(logp)

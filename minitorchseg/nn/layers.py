@@ -74,6 +74,12 @@ class BatchNorm2d(Module):
 
     Buffers ``running_mean`` (zeros), ``running_var`` (ones), ``num_batches_tracked``;
     ``momentum=None`` uses the cumulative average 1/num_batches_tracked, as torch.
+    The running statistics follow the parameters' dtype: ``.double()``,
+    ``.float()`` and ``.to(dtype)`` convert them with the weights, as torch's
+    floating-point buffers. An input whose dtype differs from the layer's
+    (weights or running statistics) is a ``TypeError`` naming both dtypes,
+    as torch's "mixed dtype" error, instead of statistics silently kept in
+    the lower precision.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
@@ -95,6 +101,13 @@ class BatchNorm2d(Module):
             raise ValueError(
                 f"BatchNorm2d: expected input (N, {self.num_features}, H, W), got shape {input.shape}"
             )
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            tensor = getattr(self, name)
+            if tensor is not None and tensor.dtype != input.dtype:
+                raise TypeError(
+                    f"BatchNorm2d: {name}: expected dtype {input.dtype} (the input's), got {tensor.dtype}; "
+                    f"convert the layer with .to(np.{input.dtype}) (or .double() / .float())"
+                )
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1

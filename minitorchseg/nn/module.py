@@ -178,6 +178,14 @@ class Module:
                 tensor.grad = None
         return self
 
+    def double(self) -> Module:
+        """``to(np.float64)``: every floating-point parameter and buffer (running statistics too) becomes float64."""
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        """``to(np.float32)``: every floating-point parameter and buffer becomes float32."""
+        return self.to(np.float32)
+
     # ------------------------------------------------------------ state
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """``{dotted name: NumPy array copy}`` of parameters then buffers, torch's names and layouts."""
@@ -194,7 +202,16 @@ class Module:
         """Copy arrays (NumPy arrays, Tensors, or anything ``np.asarray`` takes) into this module.
 
         Every key must exist and every shape must match when ``strict``; the
-        values keep this module's dtypes and device.
+        values keep this module's dtypes and device. Nothing is copied unless
+        every check passes, and the error lists every problem at once, as torch's
+        ``Module.load_state_dict`` does (``torch/nn/modules/module.py``):
+
+        * ``KeyError`` when ``strict`` and a key is missing or unexpected: every
+          missing key, every unexpected key and every wrongly shaped key;
+        * ``ValueError`` (whatever ``strict``) when only shapes are wrong: every
+          wrongly shaped key with both shapes.
+
+        Returns ``(missing_keys, unexpected_keys)``, torch's named tuple.
         """
         own: dict[str, Tensor] = {}
         for module_prefix, module in self.named_modules():
@@ -204,24 +221,26 @@ class Module:
                         own[f"{module_prefix}.{name}" if module_prefix else name] = tensor
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            raise KeyError(
-                f"load_state_dict for {type(self).__name__}: missing keys {missing[:10]}"
-                f"{' ...' if len(missing) > 10 else ''}, unexpected keys {unexpected[:10]}"
-                f"{' ...' if len(unexpected) > 10 else ''}"
-            )
         arrays = {}
+        shape_errors = []
         for key, tensor in own.items():
             if key not in state_dict:
                 continue
             value = state_dict[key]
             value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
             if value.shape != tensor.shape:
-                raise ValueError(
-                    f"load_state_dict: {key!r} has shape {value.shape} in the state dict, "
-                    f"but the module expects {tensor.shape}"
+                shape_errors.append(
+                    f"{key!r} has shape {value.shape} in the state dict, but the module expects {tensor.shape}"
                 )
             arrays[key] = value
+        shapes = f"wrong shapes ({len(shape_errors)}): {'; '.join(shape_errors) if shape_errors else 'none'}"
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"load_state_dict for {type(self).__name__}: missing keys {missing} ({len(missing)}), "
+                f"unexpected keys {unexpected} ({len(unexpected)}), {shapes}"
+            )
+        if shape_errors:
+            raise ValueError(f"load_state_dict for {type(self).__name__}: {shapes}")
         for key, value in arrays.items():  # every check passed: now copy
             own[key].copy_(value.astype(own[key].dtype))
         return _IncompatibleKeys(missing, unexpected)

@@ -72,9 +72,19 @@ def nms(boxes, scores, iou_threshold):
 def batched_nms(boxes, scores, idxs, iou_threshold):
     """NMS inside each category only, torchvision's ``batched_nms`` (coordinate trick).
 
-    Every box of category ``i`` is shifted by ``i · (max coordinate + 1)``
-    (in the boxes' dtype), so boxes of different categories never overlap, and
-    one :func:`nms` runs on the shifted boxes.
+    Every box of category ``i`` is shifted by ``i · span`` (in the boxes' dtype),
+    with ``span = max − min(min, 0) + 1`` over all coordinates, and one
+    :func:`nms` runs on the shifted boxes. The shifted categories lie in disjoint
+    intervals ``[min + i·span, max + i·span]``, so boxes of different categories
+    never overlap and never suppress each other.
+
+    Where we differ from torchvision: ``torchvision/ops/boxes.py``
+    (``_batched_nms_coordinate_trick``) shifts by ``i · (max + 1)``, which is
+    too small when coordinates are negative: two identical boxes
+    ``(-20, -20, 0, 0)`` of categories 0 and 1 (scores 0.9, 0.8, threshold
+    0.5) land on top of each other there and torchvision keeps only ``[0]``;
+    this function keeps ``[0, 1]``. With every coordinate ``≥ 0`` the two
+    shifts are the same number and the results identical.
 
     Args:
         boxes (Tensor[N, 4]), scores (Tensor[N]): as in :func:`nms`.
@@ -99,8 +109,8 @@ def batched_nms(boxes, scores, idxs, iou_threshold):
     if b.shape[0] == 0:
         return wrap_like(xp.empty(0, dtype=np.int64), backend, as_tensor)
     ids = backend.asarray(ids)
-    max_coordinate = b.max()
-    offsets = ids.astype(b.dtype) * (max_coordinate + b.dtype.type(1))
+    span = b.max() - xp.minimum(b.min(), b.dtype.type(0)) + b.dtype.type(1)
+    offsets = ids.astype(b.dtype) * span
     shifted = b + offsets[:, None]
     keep = backend.kernels.nms(shifted, s, threshold)
     return wrap_like(keep, backend, as_tensor)
