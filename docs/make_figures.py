@@ -300,18 +300,71 @@ def fig_unpool(out_dir: Path = FIGURE_DIR) -> Path:
     windows_on_line = (ring | diagonal).reshape(16, 2, 16, 2).any(axis=(1, 3))
     assert np.all(pooled.numpy()[0, 0][windows_on_line] == 1.0), "every window that meets a line keeps it"
 
+    idx = indices.numpy()[0, 0]
+    rows_of, cols_of = np.divmod(idx, size)                     # the index is ih·W + iw in the 32-wide plane
+    dy, dx = rows_of - 2 * np.arange(16)[:, None], cols_of - 2 * np.arange(16)[None, :]
+    assert set(np.unique(dy)) <= {0, 1} and set(np.unique(dx)) <= {0, 1}, "each index lies in its own window"
+
+    r0, c0 = 2, 14                                               # an 8×8 crop (4×4 windows) on the ring
+    fig = Figure(figsize=(10, 5.6))
+    grid = fig.add_gridspec(2, 4, height_ratios=[1.0, 1.05])
     panels = [
         (grey[0, 0], "x (32×32), 1-pixel lines"),
-        (pooled.numpy()[0, 0], "max_pool2d(x, 2) (16×16)\n+ indices"),
+        (pooled.numpy()[0, 0], "max_pool2d(x, 2) (16×16) + indices:\nred dot = where in its 2×2 window"),
         (up, "max_unpool2d(pool, indices)\n(SegNet decoder: sparse)"),
         (upsampled.numpy()[0, 0], "interpolate(pool, ×2, bilinear)\n(dense, blurred)"),
     ]
-    fig = Figure(figsize=(10, 2.9))
-    axes = fig.subplots(1, 4)
-    for ax, (array, title) in zip(axes, panels):
+    for col, (array, title) in enumerate(panels):
+        ax = fig.add_subplot(grid[0, col])
         ax.imshow(array, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        if col == 1:
+            ax.plot(np.arange(16)[None, :] + 0.5 * (dx - 0.5), np.arange(16)[:, None] + 0.5 * (dy - 0.5), ".",
+                    color="#c0392b", ms=2.2)
+        if col < 3:                                                # where the crop below comes from
+            f = 2 if col == 1 else 1
+            ax.add_patch(Rectangle((c0 / f - 0.5, r0 / f - 0.5), 8 / f, 8 / f, fill=False, ec="#1f77b4", lw=1.5))
         ax.set_title(title, fontsize=9)
         _no_ticks(ax)
+
+    crop_x = grey[0, 0][r0:r0 + 8, c0:c0 + 8]
+    crop_pool = pooled.numpy()[0, 0][r0 // 2:r0 // 2 + 4, c0 // 2:c0 // 2 + 4]
+    crop_idx = idx[r0 // 2:r0 // 2 + 4, c0 // 2:c0 // 2 + 4]
+    crop_up = up[r0:r0 + 8, c0:c0 + 8]
+    ax = fig.add_subplot(grid[1, 0:2])
+    ax.imshow(crop_x, cmap="gray", vmin=-0.9, vmax=1.25, interpolation="nearest")
+    for (r, c), v in np.ndenumerate(crop_x):
+        ax.text(c, r - 0.15, f"{v:.2f}", ha="center", va="center", fontsize=6)
+    for i in range(4):
+        for j in range(4):
+            ax.add_patch(Rectangle((2 * j - 0.5, 2 * i - 0.5), 2, 2, fill=False, ec="#1f77b4", lw=1.2))
+            r, c = divmod(int(crop_idx[i, j]), size)
+            ax.add_patch(Rectangle((c - c0 - 0.45, r - r0 - 0.45), 0.9, 0.9, fill=False, ec="#c0392b", lw=1.6))
+            ax.text(c - c0, r - r0 + 0.25, f"{int(crop_idx[i, j])}", ha="center", va="center", fontsize=6,
+                    color="#c0392b")
+    ax.set_xticks(range(8))
+    ax.set_xticklabels(range(c0, c0 + 8), fontsize=6)
+    ax.set_yticks(range(8))
+    ax.set_yticklabels(range(r0, r0 + 8), fontsize=6)
+    ax.set_title("the blue crop of x: 2×2 windows (blue), each one's max (red)\nand its index ih·32 + iw "
+                 "(row ih, column iw: the tick labels)", fontsize=8)
+    ax = fig.add_subplot(grid[1, 2])
+    ax.imshow(crop_pool, cmap="gray", vmin=-0.9, vmax=1.25, interpolation="nearest")
+    for (i, j), v in np.ndenumerate(crop_pool):
+        ax.text(j, i - 0.12, f"{v:.2f}", ha="center", va="center", fontsize=7)
+        ax.text(j, i + 0.22, f"idx {int(crop_idx[i, j])}", ha="center", va="center", fontsize=6.5, color="#c0392b")
+    _pixel_grid(ax, 4, 4)
+    ax.set_title("pooled values + indices (4×4)", fontsize=8)
+    _no_ticks(ax)
+    ax = fig.add_subplot(grid[1, 3])
+    ax.imshow(crop_up, cmap="gray", vmin=-0.9, vmax=1.25, interpolation="nearest")
+    _annotate(ax, crop_up, "{:.2g}", size=5.5)
+    _pixel_grid(ax, 8, 8)
+    ax.set_title("unpooled: each value at its index", fontsize=8)
+    _no_ticks(ax)
+    for i in range(4):
+        for j in range(4):
+            r, c = divmod(int(crop_idx[i, j]), size)
+            assert crop_up[r - r0, c - c0] == crop_pool[i, j], "the crop's unpooled value sits at its index"
     fig.tight_layout()
     return _save(fig, out_dir, "unpool")
 
