@@ -52,8 +52,9 @@ from minitorchseg.metrics import binary_metrics  # noqa: E402
 from minitorchseg.models import fcn8s, segnet, summary, unet  # noqa: E402
 
 __all__ = [
-    "FIGURES", "SEED_TRUE", "SEED_PRED", "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_unpool",
-    "fig_bilinear", "fig_roi_align", "fig_nms", "fig_metrics", "fig_kmeans", "fig_models", "main",
+    "FIGURES", "SEED_TRUE", "SEED_PRED", "main",
+    "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_unpool", "fig_bilinear", "fig_bilinear_weights",
+    "fig_roi_align", "fig_nms", "fig_metrics", "fig_kmeans", "fig_models",
 ]
 
 FIGURE_DIR = Path(__file__).resolve().parent / "figures"
@@ -438,6 +439,81 @@ def fig_bilinear(out_dir: Path = FIGURE_DIR) -> Path:
     return _save(fig, out_dir, "bilinear")
 
 
+def _bilinear_corner_weights(px: float, py: float) -> np.ndarray:
+    """The weights ``ops.roi_align`` gives the four pixels of a 2×2 map when it samples the point ``(px, py)``.
+
+    Four one-hot channels (channel ``k`` is 1 at pixel ``k`` of the 2×2 map only);
+    a 1×1 box centred on the point, one sample, ``aligned=False``: the sample lands
+    exactly on ``(px, py)`` and channel ``k`` returns the weight of pixel ``k``.
+    Returned as ``[[w(Q11), w(Q21)], [w(Q12), w(Q22)]]`` (rows: y, columns: x).
+    """
+    one_hot = _t64(np.eye(4).reshape(1, 4, 2, 2))
+    box = _t64([[0.0, px - 0.5, py - 0.5, px + 0.5, py + 0.5]])
+    return ops.roi_align(one_hot, box, 1, sampling_ratio=1).numpy().reshape(2, 2)
+
+
+def fig_bilinear_weights(out_dir: Path = FIGURE_DIR) -> Path:
+    """The lecture's Q11, Q21, Q12, Q22 around a point P, each weight the area of the rectangle opposite its corner.
+
+    The weights are the library's (``ops.roi_align`` sampling one-hot channels, the
+    same ``bilinear`` helper every RoIAlign kernel calls); the figure checks that
+    each equals the area of the rectangle between P and the *opposite* corner,
+    that they sum to 1, and that the corner nearest to P weighs most.
+    """
+    px, py = 0.7, 0.25                                       # P = (x1 + λx, y1 + λy) with x1 = y1 = 0
+    w = _bilinear_corner_weights(px, py)
+    areas = np.array([[(1 - px) * (1 - py), px * (1 - py)], [(1 - px) * py, px * py]])
+    assert np.allclose(w, areas, atol=1e-15), (w, areas)
+    assert np.isclose(w.sum(), 1.0) and w.argmax() == 1, "Q21 = (x2, y1) is nearest to P and weighs most"
+
+    names = [["Q11 = (x1, y1)", "Q21 = (x2, y1)"], ["Q12 = (x1, y2)", "Q22 = (x2, y2)"]]
+    colours = [["#1f77b4", "#ff7f0e"], ["#2ca02c", "#d62728"]]
+    fig = Figure(figsize=(9.6, 4.0))
+    axes = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[1.15, 1.0]))
+    ax = axes[0]
+    for r in range(2):
+        for c in range(2):
+            # the rectangle opposite corner (c, r) spans from P to corner (1 − c, 1 − r)
+            ox, oy = 1 - c, 1 - r
+            x0, x1_ = sorted((px, ox))
+            y0, y1_ = sorted((py, oy))
+            ax.add_patch(Rectangle((x0, y0), x1_ - x0, y1_ - y0, fc=colours[r][c], alpha=0.28, ec=colours[r][c]))
+            ax.text((x0 + x1_) / 2, (y0 + y1_) / 2, f"{areas[r, c]:.3f}\n{names[r][c][:3]}",
+                    ha="center", va="center", fontsize=7.5, color=colours[r][c])
+            ax.plot(c, r, "s", ms=13, color=colours[r][c])
+            ax.text(c + (0.07 if c else -0.07), r + (0.09 if r else -0.09), names[r][c], fontsize=8.5,
+                    ha="left" if c else "right", va="top" if r else "bottom")
+    ax.plot(px, py, "o", ms=9, color="k")
+    ax.text(px - 0.04, py + 0.04, "P = (x, y)", fontsize=9, ha="right", va="top")
+    ax.annotate("", xy=(px, 1.2), xytext=(0, 1.2), arrowprops=dict(arrowstyle="<->", color="0.3"))
+    ax.text(px / 2, 1.23, f"λx = x − x1 = {px}", ha="center", va="top", fontsize=8)
+    ax.annotate("", xy=(-0.28, py), xytext=(-0.28, 0), arrowprops=dict(arrowstyle="<->", color="0.3"))
+    ax.text(-0.31, py / 2, f"λy = {py}", ha="right", va="center", fontsize=8)
+    ax.set_xlim(-0.75, 1.75)
+    ax.set_ylim(1.35, -0.35)                                  # image convention: y grows downwards
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("pixel centres of f around P; each corner's weight is the area\nof the rectangle opposite it "
+                 "(the nearer the corner, the bigger)", fontsize=9)
+
+    ax = axes[1]
+    order = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    labels = [f"{names[r][c]}\n{['(1 − λx)(1 − λy)', 'λx(1 − λy)'][c] if r == 0 else ['(1 − λx)λy', 'λx·λy'][c]}"
+              for r, c in order]
+    ax.barh(range(4), [w[r, c] for r, c in order], color=[colours[r][c] for r, c in order], alpha=0.8)
+    for i, (r, c) in enumerate(order):
+        ax.text(w[r, c] + 0.01, i, f"{w[r, c]:.3f}", va="center", fontsize=9)
+    ax.set_yticks(range(4))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 0.75)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title("the library's weights (ops.roi_align on one-hot pixels)\n"
+                 "f(P) = Σ weight · f(corner); they sum to 1", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_dir, "bilinear_weights")
+
+
 # --------------------------------------------------------------------------------------------- 6. RoIAlign / RoIPool
 def _roi_align_samples(box, size: int, output: int, grid: int, aligned: bool) -> np.ndarray:
     """The sample points of ``ops.roi_align(..., output, sampling_ratio=grid, aligned)`` as ``(output·grid)² × (y, x)``.
@@ -700,6 +776,7 @@ FIGURES: dict[str, Callable[[Path], Path]] = {
     "checkerboard": fig_checkerboard,
     "unpool": fig_unpool,
     "bilinear": fig_bilinear,
+    "bilinear_weights": fig_bilinear_weights,
     "roi_align": fig_roi_align,
     "nms": fig_nms,
     "metrics": fig_metrics,

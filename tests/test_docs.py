@@ -1,11 +1,13 @@
 """docs/make_figures.py still runs: the three cheapest figures are drawn into a temporary directory."""
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "docs" / "make_figures.py"
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "docs" / "make_figures.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -38,3 +40,16 @@ def test_unpool_figure(make_figures, tmp_path):
     path = make_figures.fig_unpool(tmp_path)
     assert path == tmp_path / "unpool.png" and _is_png(path)
 
+
+
+def test_kernel_lines_quoted_on_the_bilinear_page_are_in_the_kernels():
+    """Each code span in the right column of bilinear.md's "beside the kernel lines" tables is a line of kernels/."""
+    page = (ROOT / "docs" / "bilinear.md").read_text(encoding="utf-8")
+    section = page.split("## The formula beside the kernel lines", 1)[1].split("\n## ", 1)[0]
+    lines = [line.strip() for path in (ROOT / "kernels").rglob("*.py")
+             for line in path.read_text(encoding="utf-8").splitlines()]
+    rows = [row for row in section.splitlines() if row.startswith("|")]
+    quoted = [span for row in rows for span in re.findall(r"`([^`]+)`", row.rstrip(" |").rsplit(" | ", 1)[-1])]
+    assert len(quoted) >= 15, quoted
+    missing = [span for span in quoted if not any(span in line for line in lines)]
+    assert not missing, f"quoted on docs/bilinear.md but not found in kernels/: {missing}"
