@@ -8,6 +8,7 @@ weights copy across both ways.
 from ._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher
 from .anchor_utils import AnchorGenerator
 from .image_list import ImageList
+from .transform import GeneralizedRCNNTransform
 
 __all__ = [
     "BoxCoder",
@@ -15,4 +16,5 @@ __all__ = [
     "BalancedPositiveNegativeSampler",
     "AnchorGenerator",
     "ImageList",
+    "GeneralizedRCNNTransform",
 ]
