@@ -13,5 +13,22 @@ Each module has two layers:
 * entry points (``max_pool2d_forward``): allocate the outputs, pick the loop
   bounds (or, on the GPU, the launch configuration) and call the raw kernel.
 
-Shapes and size formulas shared by both devices live in :mod:`kernels.geometry`.
+What both devices share is written once, in device-neutral modules:
+
+* :mod:`kernels.shared` (one module per op): the per-element arithmetic
+  (torch's max-pool window scan, RoIAlign's sample geometry and bilinear taps,
+  RoIPool's rounding, the K-means nearest centre) as plain functions that
+  ``kernels.cpu`` compiles with ``njit`` and ``kernels.cuda`` with
+  ``cuda.jit(device=True)``, plus the host-side tables both read (resize taps,
+  NMS order);
+* :mod:`kernels.geometry`: output sizes and the other host-side size formulas.
+
+Each device has one runtime module for the question "who runs what":
+:mod:`kernels.cpu._runtime` (worker threads, scratch buffers, block sizing) and
+:mod:`kernels.cuda._launch` (launch configuration, array module). A CUDA module
+never imports from a CPU module, nor the CPU from CUDA.
+
+Kernels import nothing of the rest of minitorchseg (no tensors, no autograd):
+only this package, NumPy, Numba, CuPy, threadpoolctl and the standard library
+(``tests/test_structure.py`` checks it).
 """

@@ -38,7 +38,7 @@ conv_transpose2d_backward_weight       conv2d_backward_weight with x and grad_ou
 
 Memory traffic: the column matrix of a whole batch is large (N8 C64 128x128 k3:
 8 · 576 · 16384 floats = 300 MB), so it is never built at once. The job is cut
-into blocks of about ``_BLOCK_BYTES`` of columns — whole images when they fit,
+into blocks of about :data:`kernels.cpu._runtime.BLOCK_BYTES` of columns — whole images when they fit,
 else bands of output rows (for col2im: of output channels) of one image. A
 block's columns are written by Numba and consumed at once by one BLAS call while
 they are still in cache, in a per-thread buffer that is reused; the GEMM writes
@@ -46,7 +46,7 @@ straight into the output array (a strided view), so nothing is copied or
 transposed afterwards. A 1x1 kernel with stride 1 and no padding needs no
 columns at all: the image itself is the column matrix.
 
-Parallelism: one worker thread per core (:class:`_Workers`) takes every T-th
+Parallelism (:mod:`kernels.cpu._runtime`): one worker thread per core takes every T-th
 block and runs it start to finish, im2col or col2im included, with BLAS limited
 to one thread. Each block writes its own rows of the output (its own planes for
 col2im), so no two threads ever add into the same element; weight gradients are
@@ -60,15 +60,11 @@ geometry can index out of range.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
-import numba
 import numpy as np
 from numba import njit, prange, uint64
 
-from ..geometry import conv_output_size, conv_transpose_output_size
+from ..geometry import conv2d_output_hw, conv_transpose2d_output_hw, input_grad_output_padding, is_pointwise
+from . import _runtime
 
 __all__ = [
     "conv2d_forward",
@@ -78,16 +74,6 @@ __all__ = [
     "conv_transpose2d_backward_input",
     "conv_transpose2d_backward_weight",
 ]
-
-# Target bytes of one column block. Blocks hold whole images when they fit,
-# otherwise a band of output rows (or, for col2im, of output channels) of one
-# image, so memory stays bounded at any image size; a block is also no larger
-# than an even share of the whole job, so that every worker gets some.
-_BLOCK_BYTES = 4 << 20
-# Below this many bytes of columns a job runs on the caller's thread alone: handing
-# it to the workers would cost more than it saves.
-_PARALLEL_BYTES = 1 << 20
-
 
 def _valid_range(out_len: int, size: int, offset: int, stride: int) -> tuple[int, int]:
     """The ``[lo, hi)`` of ``o`` in ``[0, out_len)`` with ``0 ≤ o·stride + offset < size``."""
@@ -227,108 +213,6 @@ _im2col_serial = njit(cache=True, nogil=True)(_im2col_kernel)
 _col2im_serial = njit(cache=True, nogil=True)(_col2im_kernel)
 
 
-class _Workers:
-    """Runs the blocks of one convolution on worker threads, one BLAS thread each.
-
-    Why not Numba's threads for im2col and BLAS's threads for the GEMM? The two
-    pools would take turns on the same cores for every block: each hand-over is a
-    barrier, and a thread that waits at one spins; on a busy machine a descheduled
-    thread stalls the whole pool. Instead each of ``T = numba.get_num_threads()``
-    workers takes every T-th block and runs it start to finish on its own core —
-    im2col (the serial kernel binding), then the GEMM with BLAS limited to one
-    thread — so the only synchronisation is the final join.
-
-    Small jobs (under ``_PARALLEL_BYTES`` of columns, or a single block) run on the
-    caller with the serial kernels. Limiting BLAS needs ``threadpoolctl``; without
-    it every block runs on the caller with the parallel kernels and threaded BLAS.
-    One convolution at a time uses the workers (the BLAS limit is process-wide).
-    """
-
-    def __init__(self):
-        self._pool = None
-        self._size = 0
-        self._pid = 0
-        self._blas = None
-        self._lock = threading.Lock()
-
-    def _blas_limiter(self):
-        """threadpoolctl's controller of the loaded BLAS libraries, or None without threadpoolctl."""
-        if self._blas is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:
-                self._blas = False
-            else:
-                self._blas = ThreadpoolController().select(user_api="blas")
-        return self._blas or None
-
-    def _executor(self, threads: int) -> ThreadPoolExecutor:
-        """The worker pool, (re)created when too small or inherited through a fork (its threads are gone)."""
-        if self._size < threads or self._pid != os.getpid():
-            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="conv")
-            self._size = threads
-            self._pid = os.getpid()
-        return self._pool
-
-    def map(self, work, blocks: list, nbytes: int) -> list:
-        """``[work(blocks[k::T], True) for k < T]`` on the workers, or ``[work(blocks, serial)]`` on the caller.
-
-        ``work(blocks, serial)`` processes its blocks in order and returns a value
-        (``serial``: use the serial kernel bindings); the results come back in
-        worker order, so any reduction over them is deterministic. ``nbytes``:
-        the job's total column bytes.
-        """
-        threads = min(numba.get_num_threads(), len(blocks))
-        if threads < 2 or nbytes < _PARALLEL_BYTES:
-            return [work(blocks, True)]
-        with self._lock:
-            limiter = self._blas_limiter()
-            if limiter is None:
-                return [work(blocks, False)]
-            pool = self._executor(threads)
-            with limiter.limit(limits=1):
-                futures = [pool.submit(work, blocks[k::threads], True) for k in range(threads)]
-                return [f.result() for f in futures]
-
-
-_workers = _Workers()
-_scratch_store = threading.local()
-
-
-def _scratch(size: int, dtype) -> np.ndarray:
-    """A reusable buffer of at least ``size`` elements of ``dtype`` for the calling thread."""
-    key = np.dtype(dtype).str
-    buffers = getattr(_scratch_store, "buffers", None)
-    if buffers is None:
-        buffers = _scratch_store.buffers = {}
-    buffer = buffers.get(key)
-    if buffer is None or buffer.size < size:
-        buffer = buffers[key] = np.empty(size, dtype=dtype)
-    return buffer[:size]
-
-
-def _is_pointwise(kernel_hw, stride, padding, dilation) -> bool:
-    """A 1x1 kernel, stride 1, no padding: the image is its own column matrix."""
-    return tuple(kernel_hw) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
-
-
-def _blocks(n_images: int, rows: int, row_bytes: int) -> list[tuple[int, int, int, int]]:
-    """Column blocks ``(n0, n1, y0, y1)``: images ``[n0, n1)``, rows ``[y0, y1)`` of each.
-
-    A block holds about ``min(_BLOCK_BYTES, total / threads)`` bytes of columns (at
-    least one row of one image): whole images while one fits, else bands of rows
-    of one image.
-    """
-    threads = max(1, numba.get_num_threads())
-    budget = max(1, min(_BLOCK_BYTES, -(-n_images * rows * row_bytes // threads)))
-    image_bytes = max(1, rows * row_bytes)
-    if image_bytes <= budget:
-        b = max(1, min(n_images, budget // image_bytes))
-        return [(n0, min(n_images, n0 + b), 0, rows) for n0 in range(0, n_images, b)]
-    band = max(1, budget // max(1, row_bytes))
-    return [(n0, n0 + 1, y0, min(rows, y0 + band)) for n0 in range(n_images) for y0 in range(0, rows, band)]
-
-
 def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     """conv2d of contiguous ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw) into ``out_hw`` → (N, O, Ho, Wo).
 
@@ -349,7 +233,7 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     wm = w.reshape(groups, Og, K)
     if out.size == 0:
         return out.reshape(N, O, Ho, Wo)
-    pointwise = _is_pointwise((kh, kw), stride, padding, dilation) and (Ho, Wo) == (H, W)
+    pointwise = is_pointwise((kh, kw), stride, padding, dilation) and (Ho, Wo) == (H, W)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
 
     def work(blocks, serial):
@@ -358,13 +242,13 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
             if pointwise:
                 cols = x[n0:n1].reshape(n1 - n0, C, H * W)[:, :, y0 * Wo : y1 * Wo]
             else:
-                cols = _scratch((n1 - n0) * C * kh * kw * (y1 - y0) * Wo, x.dtype)
+                cols = _runtime.scratch((n1 - n0) * C * kh * kw * (y1 - y0) * Wo, x.dtype)
                 cols = cols.reshape(n1 - n0, C * kh * kw, (y1 - y0) * Wo)
                 im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Wo, y0)
             np.matmul(wm, cols.reshape(n1 - n0, groups, K, -1), out=out[n0:n1, :, :, y0 * Wo : y1 * Wo])
 
     row_bytes = C * kh * kw * Wo * x.itemsize
-    _workers.map(work, _blocks(N, Ho, row_bytes), N * Ho * row_bytes)
+    _runtime.workers.map(work, _runtime.blocks(N, Ho, row_bytes), N * Ho * row_bytes)
     return out.reshape(N, O, Ho, Wo)
 
 
@@ -388,7 +272,7 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
     go = grad_out.reshape(N, groups, Og, Ho * Wo)
     if N * Ho * Wo == 0:
         return np.zeros((O, Cg, kh, kw), dtype=x.dtype)
-    pointwise = _is_pointwise(kernel_hw, stride, padding, dilation) and (Ho, Wo) == (H, W)
+    pointwise = is_pointwise(kernel_hw, stride, padding, dilation) and (Ho, Wo) == (H, W)
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
 
     def work(blocks, serial):
@@ -398,7 +282,7 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
             if pointwise:
                 cols = x[n0:n1].reshape(n1 - n0, C, H * W)[:, :, y0 * Wo : y1 * Wo]
             else:
-                cols = _scratch((n1 - n0) * C * kh * kw * (y1 - y0) * Wo, x.dtype)
+                cols = _runtime.scratch((n1 - n0) * C * kh * kw * (y1 - y0) * Wo, x.dtype)
                 cols = cols.reshape(n1 - n0, C * kh * kw, (y1 - y0) * Wo)
                 im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Wo, y0)
             cols_t = cols.reshape(n1 - n0, groups, K, -1).transpose(0, 1, 3, 2)
@@ -407,7 +291,7 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
         return part
 
     row_bytes = C * kh * kw * Wo * x.itemsize
-    parts = _workers.map(work, _blocks(N, Ho, row_bytes), N * Ho * row_bytes)
+    parts = _runtime.workers.map(work, _runtime.blocks(N, Ho, row_bytes), N * Ho * row_bytes)
     grad_w = parts[0]
     for part in parts[1:]:
         grad_w += part
@@ -439,15 +323,15 @@ def _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     def work(blocks, serial):
         col2im = _col2im_serial if serial else _col2im
         for g, n0, n1, o0, o1 in blocks:
-            cols = _scratch((n1 - n0) * (o1 - o0) * khw * H * W, x.dtype)
+            cols = _runtime.scratch((n1 - n0) * (o1 - o0) * khw * H * W, x.dtype)
             cols = cols.reshape(n1 - n0, (o1 - o0) * khw, H * W)
             np.matmul(wt[g, :, o0 * khw : o1 * khw].T, xm[n0:n1, g], out=cols)
             col2im(cols, out[n0:n1], kh, kw, sh, sw, ph, pw, dh, dw, W, g * Og + o0)
 
     # a block's "rows" are output channels of one group, each kh·kw rows of H·W columns
     row_bytes = khw * H * W * x.itemsize
-    per_group = _blocks(N, Og, row_bytes)
-    _workers.map(work, [(g,) + block for g in range(groups) for block in per_group], N * O * row_bytes)
+    per_group = _runtime.blocks(N, Og, row_bytes)
+    _runtime.workers.map(work, [(g,) + block for g in range(groups) for block in per_group], N * O * row_bytes)
     return out
 
 
@@ -468,41 +352,6 @@ def _flipped_padding(w, padding, dilation) -> tuple[int, int]:
     return tuple(d * (k - 1) - p for k, p, d in zip(w.shape[2:], padding, dilation))
 
 
-def _conv2d_output_hw(x_shape, w_shape, stride, padding, dilation) -> tuple[int, int]:
-    """``(Ho, Wo)`` of conv2d of ``x: (N, C, H, W)`` with ``w: (O, Cg, kh, kw)`` (shapes only; both devices).
-
-    ``Ho = (H + 2ph − dh(kh−1) − 1) // sh + 1`` (:func:`kernels.geometry.conv_output_size`), W alike.
-    """
-    kh, kw = w_shape[2:]
-    return (
-        conv_output_size(x_shape[2], kh, stride[0], padding[0], dilation[0]),
-        conv_output_size(x_shape[3], kw, stride[1], padding[1], dilation[1]),
-    )
-
-
-def _conv_transpose2d_output_hw(x_shape, w_shape, stride, padding, output_padding, dilation) -> tuple[int, int]:
-    """``(Ho, Wo)`` of conv_transpose2d of ``x: (N, Cin, H, W)`` with ``w: (Cin, Og, kh, kw)`` (both devices).
-
-    ``Ho = (H − 1)·sh − 2ph + dh(kh − 1) + oph + 1``
-    (:func:`kernels.geometry.conv_transpose_output_size`), W alike.
-    """
-    kh, kw = w_shape[2:]
-    return (
-        conv_transpose_output_size(x_shape[2], kh, stride[0], padding[0], output_padding[0], dilation[0]),
-        conv_transpose_output_size(x_shape[3], kw, stride[1], padding[1], output_padding[1], dilation[1]),
-    )
-
-
-def _input_grad_output_padding(input_hw, grad_out_shape, w_shape, stride, padding, dilation) -> tuple[int, int]:
-    """The output_padding that makes conv_transpose2d of ``grad_out`` exactly ``input_hw`` (both devices).
-
-    ``oph = H − ((Ho − 1)·sh − 2ph + dh(kh − 1) + 1)  ∈ [0, sh − 1]``: the rows of x
-    that no window of the forward conv2d reached; W alike.
-    """
-    no_padding = _conv_transpose2d_output_hw(grad_out_shape, w_shape, stride, padding, (0, 0), dilation)
-    return input_hw[0] - no_padding[0], input_hw[1] - no_padding[1]
-
-
 def _contiguous(*arrays):
     """Each array C-contiguous in the first array's dtype (views stay views when possible)."""
     dtype = arrays[0].dtype
@@ -519,7 +368,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
     with ``g = o // Og`` and zero outside the image. im2col + GEMM, tiled per image.
     """
     x, w = _contiguous(x, w)
-    out_hw = _conv2d_output_hw(x.shape, w.shape, stride, padding, dilation)
+    out_hw = conv2d_output_hw(x.shape, w.shape, stride, padding, dilation)
     return _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw)
 
 
@@ -534,7 +383,7 @@ def conv2d_backward_input(grad_out, w, input_hw, stride, padding, dilation, grou
 
         output_padding = H − ((Ho − 1)·sh − 2ph + dh(kh − 1) + 1)        ∈ [0, sh − 1]
     """
-    output_padding = _input_grad_output_padding(input_hw, grad_out.shape, w.shape, stride, padding, dilation)
+    output_padding = input_grad_output_padding(input_hw, grad_out.shape, w.shape, stride, padding, dilation)
     return conv_transpose2d_forward(grad_out, w, stride, padding, output_padding, groups, dilation)
 
 
@@ -560,7 +409,7 @@ def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dila
     conv2d's input gradient (:func:`conv2d_backward_input`).
     """
     x, w = _contiguous(x, w)
-    out_hw = _conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)
+    out_hw = conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)
     if tuple(stride) == (1, 1) and x.shape[1] <= w.shape[1] * groups:
         return _conv2d_gemm(x, _flipped(w, groups), (1, 1), _flipped_padding(w, padding, dilation), dilation,
                             groups, out_hw)
@@ -580,7 +429,7 @@ def conv_transpose2d_backward_input(grad_out, w, stride, padding, groups, dilati
     the caller keeps ``[..., :H, :W]`` (row ``y`` of a convolution depends on ``y`` only).
     """
     grad_out, w = _contiguous(grad_out, w)
-    out_hw = _conv2d_output_hw(grad_out.shape, w.shape, stride, padding, dilation)
+    out_hw = conv2d_output_hw(grad_out.shape, w.shape, stride, padding, dilation)
     return _conv2d_gemm(grad_out, w, stride, padding, dilation, groups, out_hw)
 
 

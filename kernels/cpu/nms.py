@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..shared.nms import descending_order
+
 __all__ = ["nms"]
 
 
@@ -73,16 +75,6 @@ def _nms_kernel(x1, y1, x2, y2, areas, order, iou_threshold, keep):
 _nms_jit = njit(cache=True, error_model="numpy")(_nms_kernel)
 
 
-def _descending_order(scores: np.ndarray) -> np.ndarray:
-    """Stable descending order of ``scores`` (torch's ``sort(descending=True, stable=True)``).
-
-    Equal scores keep increasing index order (``-0.0 == 0.0``); NaN scores come
-    first, in index order.
-    """
-    is_nan = np.isnan(scores)
-    return np.lexsort((-scores, ~is_nan)).astype(np.int64)
-
-
 def nms(boxes, scores, iou_threshold):
     """Indices (int64) of the boxes kept by greedy NMS, in decreasing score order.
 
@@ -101,5 +93,5 @@ def nms(boxes, scores, iou_threshold):
     y2 = np.ascontiguousarray(b[:, 3])
     areas = (x2 - x1) * (y2 - y1)
     keep = np.empty(n, dtype=np.int64)
-    n_keep = _nms_jit(x1, y1, x2, y2, areas, _descending_order(np.asarray(scores)), float(iou_threshold), keep)
+    n_keep = _nms_jit(x1, y1, x2, y2, areas, descending_order(np.asarray(scores)), float(iou_threshold), keep)
     return keep[:n_keep].copy()

@@ -9,7 +9,7 @@ the ``P = N·C`` planes (one plane per thread at a time, so no two threads ever
 write the same element and every result is deterministic):
 
 * :func:`_max_pool2d_kernel`   the windowed argmax (forward of max-pooling) whose
-  per-window rule is :func:`_window_max_kernel` (torch's scan), computed a whole output
+  per-window rule is :func:`kernels.shared.pool.window_max` (torch's scan), computed a whole output
   row at a time; :func:`_max_pool2d_2x2_kernel` is the same for the ubiquitous
   2×2/stride-2 case with the four taps unrolled;
 * :func:`_scatter_kernel`      ``out.plane.flat[idx] (+)= src`` — the *one* scatter
@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..geometry import pool_output_size
+from ..shared.pool import window_max
 
 __all__ = [
     "max_pool2d_forward",
@@ -38,48 +39,6 @@ __all__ = [
     "max_unpool2d_forward",
     "max_unpool2d_backward",
 ]
-
-
-def _window_max_kernel(plane, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf):
-    """Max and flat argmax of one pooling window of ``plane: (H, W)``: torch's ``cpu_max_pool`` scan.
-
-    ::
-
-        ih0 = oh·sh − ph;  ih1 = min(ih0 + (kh−1)·dh + 1, H);  while ih0 < 0: ih0 += dh
-        iw0 = ow·sw − pw;  iw1 = min(iw0 + (kw−1)·dw + 1, W);  while iw0 < 0: iw0 += dw
-        best, arg = −inf, ih0·W + iw0
-        for ih in range(ih0, ih1, dh):            # row-major scan of the in-bounds taps
-            for iw in range(iw0, iw1, dw):
-                v = plane[ih, iw]
-                if v > best or v is NaN: best, arg = v, ih·W + iw
-
-    Padding is never read (as if it were −inf and never selected). Ties keep the
-    first tap in scan order; a NaN always wins, so the *last* NaN is reported; an
-    all −inf window reports its first in-bounds tap. A window with no in-bounds
-    tap at all (possible with dilation and padding) gives −inf and the index
-    ``ih0·W + iw0``, which can lie outside the plane (≥ H·W), as in torch.
-    ``neg_inf`` is −inf in the plane's dtype. Compiled by ``njit`` here (the 2×2
-    kernel's border windows) and as a CUDA device function by :mod:`kernels.cuda.pool`
-    (every window).
-    """
-    height, width = plane.shape
-    ih0 = oh * sh - ph
-    ih1 = min(ih0 + (kh - 1) * dh + 1, height)
-    while ih0 < 0:
-        ih0 += dh
-    iw0 = ow * sw - pw
-    iw1 = min(iw0 + (kw - 1) * dw + 1, width)
-    while iw0 < 0:
-        iw0 += dw
-    best = neg_inf
-    arg = ih0 * width + iw0
-    for ih in range(ih0, ih1, dh):
-        for iw in range(iw0, iw1, dw):
-            v = plane[ih, iw]
-            if v > best or v != v:
-                best = v
-                arg = ih * width + iw
-    return best, arg
 
 
 def _row_update_kernel(best, tap, xrow, step, t):
@@ -103,12 +62,12 @@ def _row_update_kernel(best, tap, xrow, step, t):
 
 
 def _max_pool2d_kernel(x, out, indices, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf):
-    """Max-pooling with indices, any geometry: :func:`_window_max_kernel` for every output, row by row.
+    """Max-pooling with indices, any geometry: :func:`kernels.shared.pool.window_max` for every output, row by row.
 
     x: (P, H, W) contiguous; out, indices: (P, Ho, Wo), written in full.
     Instead of one window at a time, a whole output row advances through the
     window's taps ``t = a·kw + b`` in the same row-major order, so each output
-    sees exactly :func:`_window_max_kernel`'s sequence of comparisons (and the inner
+    sees exactly :func:`kernels.shared.pool.window_max`'s sequence of comparisons (and the inner
     loop has no data-dependent branch)::
 
         for p in prange(P):                                     # one plane per thread
@@ -195,7 +154,7 @@ def _max_pool2d_2x2_kernel(x, out, indices, ph, pw, neg_inf):
 
     With constant taps and stride the compiler vectorises the ``ow`` loop (the
     general kernel's data-dependent loops stay scalar); border windows go
-    through :func:`_window_max_kernel`. x: (P, H, W) contiguous; out, indices: (P, Ho, Wo).
+    through :func:`kernels.shared.pool.window_max`. x: (P, H, W) contiguous; out, indices: (P, Ho, Wo).
     """
     n_planes, height, width = x.shape
     out_h, out_w = out.shape[1], out.shape[2]
@@ -304,7 +263,7 @@ def _gather_kernel(src, indices, out):
                 out[p, i] = 0
 
 
-_window_max = njit(cache=True)(_window_max_kernel)
+_window_max = njit(cache=True)(window_max)
 _row_update = njit(cache=True)(_row_update_kernel)
 _max_pool2d = njit(parallel=True, cache=True)(_max_pool2d_kernel)
 _max_pool2d_2x2 = njit(parallel=True, cache=True)(_max_pool2d_2x2_kernel)
@@ -324,7 +283,7 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     ``kernel_size``, ``stride``, ``padding``, ``dilation`` are ``(h, w)`` pairs;
     ``Ho, Wo`` follow :func:`kernels.geometry.pool_output_size` (with
     ``ceil_mode``). ``out`` has x's dtype, ``indices`` are int64 flat offsets
-    into each ``H×W`` plane. Semantics: :func:`_window_max_kernel`; kernel 2×2 with
+    into each ``H×W`` plane. Semantics: :func:`kernels.shared.pool.window_max`; kernel 2×2 with
     stride 2 and dilation 1 runs the unrolled :func:`_max_pool2d_2x2_kernel`,
     everything else :func:`_max_pool2d_kernel`.
     """

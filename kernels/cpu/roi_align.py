@@ -14,7 +14,7 @@ scatters ``go·w / count`` to the same four pixels with the same weights — the
 backward is the adjoint of the forward, sample by sample.
 
 Every number is computed in the input dtype ``T`` in torchvision's order (see
-:func:`_roi_geometry_kernel` and :func:`_bilinear_kernel`), so float32 and float64
+:func:`kernels.shared.roi_align.roi_geometry` and :func:`kernels.shared.roi_align.bilinear`), so float32 and float64
 outputs equal torchvision's bit for bit (and so does the backward, whose
 additions come in torchvision's order). Both kernels work channels-last: the
 forward reads a ``(N, H, W, C)`` copy of the map, the backward accumulates into a
@@ -36,11 +36,11 @@ indices in ``[0, N)`` before anything runs).
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 from numba import njit, prange
+
+from ..shared.roi_align import bilinear, roi_geometry, sample_coord
 
 __all__ = ["roi_align_forward", "roi_align_backward"]
 
@@ -55,109 +55,6 @@ def _row_kernel(flat, pixel, channels):
     return flat[start:start + channels]
 
 
-def _roi_geometry_kernel(rois, k, spatial_scale, pooled_h, pooled_w, sampling_ratio, aligned):
-    """Start, bin size and sampling grid of RoI ``k``, all in T = rois' dtype.
-
-    Returns ``(start_h, start_w, bin_h, bin_w, grid_h, grid_w)`` computed as::
-
-        off = 0.5 if aligned else 0
-        start_w = x1·scale − off;   end_w = x2·scale − off      (same for h with y)
-        roi_w = end_w − start_w;    if not aligned: roi_w = max(roi_w, 1)   ("force 1×1")
-        bin_w = roi_w / PW
-        grid_w = sampling_ratio if sampling_ratio > 0 else int(ceil(roi_w / PW))
-
-    ``spatial_scale`` arrives already cast to T.
-    """
-    T = rois.dtype.type
-    offset = T(0.5) if aligned else T(0.0)
-    start_w = rois[k, 1] * spatial_scale - offset
-    start_h = rois[k, 2] * spatial_scale - offset
-    end_w = rois[k, 3] * spatial_scale - offset
-    end_h = rois[k, 4] * spatial_scale - offset
-    roi_w = end_w - start_w
-    roi_h = end_h - start_h
-    if not aligned:
-        if roi_w < T(1.0):
-            roi_w = T(1.0)
-        if roi_h < T(1.0):
-            roi_h = T(1.0)
-    bin_h = roi_h / T(pooled_h)
-    bin_w = roi_w / T(pooled_w)
-    if sampling_ratio > 0:
-        grid_h = sampling_ratio
-        grid_w = sampling_ratio
-    else:
-        grid_h = int(math.ceil(roi_h / T(pooled_h)))
-        grid_w = int(math.ceil(roi_w / T(pooled_w)))
-    return start_h, start_w, bin_h, bin_w, grid_h, grid_w
-
-
-def _bilinear_kernel(y, x, height, width):
-    """Four flat offsets, four weights and a validity flag for one sample at ``(y, x)``.
-
-    The seed's bilinear formula with torchvision's border rules, in T = type(y)::
-
-        if not (−1 ≤ y ≤ H and −1 ≤ x ≤ W): invalid (offsets 0, weights 0)
-        y = max(y, 0);  yl = int(y)
-        if yl ≥ H−1: yl = yh = H−1, y = yl   else yh = yl + 1       (same for x)
-        ly = y − yl;  lx = x − xl;  hy = 1 − ly;  hx = 1 − lx
-        (p1, p2, p3, p4) = (yl·W + xl, yl·W + xh, yh·W + xl, yh·W + xh)
-        (w1, w2, w3, w4) = (hy·hx,     hy·lx,     ly·hx,     ly·lx)
-
-    so the sampled value is ``w1·f[p1] + w2·f[p2] + w3·f[p3] + w4·f[p4]``. A sample
-    at ``y = −1`` or ``y = H`` is kept (clamped to the border row); one further out
-    contributes 0 but still counts in the bin's average.
-    """
-    T = type(y)
-    if not (y >= -1.0 and y <= height and x >= -1.0 and x <= width):
-        z = T(0.0)
-        return 0, 0, 0, 0, z, z, z, z, False
-    if y <= 0:
-        y = T(0.0)
-    if x <= 0:
-        x = T(0.0)
-    y_low = int(y)
-    x_low = int(x)
-    if y_low >= height - 1:
-        y_low = height - 1
-        y_high = height - 1
-        y = T(y_low)
-    else:
-        y_high = y_low + 1
-    if x_low >= width - 1:
-        x_low = width - 1
-        x_high = width - 1
-        x = T(x_low)
-    else:
-        x_high = x_low + 1
-    ly = y - T(y_low)
-    lx = x - T(x_low)
-    hy = T(1.0) - ly
-    hx = T(1.0) - lx
-    return (
-        y_low * width + x_low,
-        y_low * width + x_high,
-        y_high * width + x_low,
-        y_high * width + x_high,
-        hy * hx,
-        hy * lx,
-        ly * hx,
-        ly * lx,
-        True,
-    )
-
-
-def _sample_coord_kernel(start, bin_index, bin_size, sample, grid):
-    """Coordinate of sample ``sample`` of bin ``bin_index`` along one axis, in T = type(start)::
-
-        start + bin_index·bin_size + (sample + 0.5)·bin_size / grid      (left to right)
-
-    torchvision's order of operations, shared by the CPU sample table and both CUDA kernels.
-    """
-    T = type(start)
-    return start + T(bin_index) * bin_size + (T(sample) + T(0.5)) * bin_size / T(grid)
-
-
 def _roi_sample_table_kernel(start_h, start_w, bin_h, bin_w, grid_h, grid_w, height, width,
                              pooled_h, pooled_w, pos, wts, valid):
     """Fill the sample table of one RoI (shared by forward and backward).
@@ -168,8 +65,8 @@ def _roi_sample_table_kernel(start_h, start_w, bin_h, bin_w, grid_h, grid_w, hei
         y = start_h + ph·bin_h + (iy + 0.5)·bin_h / gh
         x = start_w + pw·bin_w + (ix + 0.5)·bin_w / gw
 
-    (left to right, in T; :func:`_sample_coord_kernel`), with offsets and weights
-    from :func:`_bilinear_kernel`.
+    (left to right, in T; :func:`kernels.shared.roi_align.sample_coord`), with offsets and
+    weights from :func:`kernels.shared.roi_align.bilinear`.
     """
     s = 0
     for ph in range(pooled_h):
@@ -311,9 +208,9 @@ def _roi_align_backward_kernel(grad_out, rois, grad_x, channels, height, width, 
 
 
 _row = njit(cache=True, inline="always")(_row_kernel)
-_roi_geometry = njit(cache=True, inline="always", error_model="numpy")(_roi_geometry_kernel)
-_bilinear = njit(cache=True, inline="always", error_model="numpy")(_bilinear_kernel)
-_sample_coord = njit(cache=True, inline="always", error_model="numpy")(_sample_coord_kernel)
+_roi_geometry = njit(cache=True, inline="always", error_model="numpy")(roi_geometry)
+_bilinear = njit(cache=True, inline="always", error_model="numpy")(bilinear)
+_sample_coord = njit(cache=True, inline="always", error_model="numpy")(sample_coord)
 _roi_sample_table = njit(cache=True, error_model="numpy")(_roi_sample_table_kernel)
 _roi_align_forward = njit(parallel=True, cache=True, error_model="numpy")(_roi_align_forward_kernel)
 _roi_align_backward = njit(parallel=True, cache=True, error_model="numpy")(_roi_align_backward_kernel)

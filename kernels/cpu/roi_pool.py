@@ -25,68 +25,12 @@ shapes, dtypes, finite boxes and batch indices before anything runs).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
+from ..shared.roi_pool import FLT_MAX, bin_range, roi_box
+
 __all__ = ["roi_pool_forward", "roi_pool_backward"]
-
-FLT_MAX = 3.4028234663852886e38  # C's FLT_MAX, the initial running max for float32 *and* float64
-
-
-def _round_half_away_kernel(v):
-    """C's ``round``: to the nearest integer, halves away from zero (2.5 → 3, −2.5 → −3), as int.
-
-    Written with truncation ``t = int(v)`` (toward zero, as C's ``(int)``) and the
-    exact fraction ``v − t``; ``floor(v + 0.5)`` would round 0.49999997 up in
-    float32. ``int(v)`` works in plain Python (NumPy scalars, ``NUMBA_DISABLE_JIT=1``),
-    on the CPU and in CUDA device code, so both devices compile this same helper.
-    """
-    t = int(v)
-    frac = v - type(v)(t)
-    r = t
-    if frac >= 0.5:
-        r += 1
-    elif frac <= -0.5:
-        r -= 1
-    return r
-
-
-def _roi_box_kernel(rois, k, spatial_scale, pooled_h, pooled_w):
-    """Snapped start and bin size of RoI ``k`` (the first rounding process), in T = rois' dtype.
-
-    Returns ``(start_h, start_w, bin_h, bin_w)``::
-
-        sw, sh, ew, eh = round(x1·scale), round(y1·scale), round(x2·scale), round(y2·scale)
-        rw = max(ew − sw + 1, 1);  bw = T(rw) / T(PW)          (h alike)
-
-    with ``round`` half away from zero (:func:`_round_half_away_kernel`) and
-    ``spatial_scale`` already cast to T. Compiled by ``njit`` here and as a CUDA
-    device function by :mod:`kernels.cuda.roi_pool`.
-    """
-    T = rois.dtype.type
-    start_w = _round_half_away(rois[k, 1] * spatial_scale)
-    start_h = _round_half_away(rois[k, 2] * spatial_scale)
-    end_w = _round_half_away(rois[k, 3] * spatial_scale)
-    end_h = _round_half_away(rois[k, 4] * spatial_scale)
-    roi_w = max(end_w - start_w + 1, 1)
-    roi_h = max(end_h - start_h + 1, 1)
-    return start_h, start_w, T(roi_h) / T(pooled_h), T(roi_w) / T(pooled_w)
-
-
-def _bin_range_kernel(i, bin_size, start, limit):
-    """Pixel range ``[lo, hi)`` of bin ``i`` along one axis (the second rounding process)::
-
-        lo = clip(floor(i·bin) + start, 0, limit);  hi = clip(ceil((i+1)·bin) + start, 0, limit)
-
-    in T = type(bin_size); neighbouring bins can overlap by a pixel. CPU and GPU.
-    """
-    T = type(bin_size)
-    lo = min(max(int(math.floor(T(i) * bin_size)) + start, 0), limit)
-    hi = min(max(int(math.ceil(T(i + 1) * bin_size)) + start, 0), limit)
-    return lo, hi
-
 
 def _pixel_kernel(flat, pixel, channels):
     """The ``channels`` values of pixel ``pixel`` of a flattened channels-last map (a view; slicing
@@ -118,7 +62,7 @@ def _roi_pool_forward_kernel(x, rois, out, argmax, height, width, spatial_scale,
     argmax: (K, C, PH, PW) int32, both written in full; ``lowest = −FLT_MAX`` in
     x's dtype. Loop nest (``k`` parallel)::
 
-        for k:          b = int(rois[k, 0]); sw, sh, ew, eh = round(coords·scale)       (_roi_box_kernel)
+        for k:          b = int(rois[k, 0]); sw, sh, ew, eh = round(coords·scale)       (roi_box)
                         rw = max(ew − sw + 1, 1);  bw = rw / PW      (same for h)
             for ph, pw: h0 = clip(floor(ph·bh) + sh), h1 = clip(ceil((ph+1)·bh) + sh)  (w alike; _bin_range_kernel)
                 m[:] = 0 if the bin is empty else lowest;  a[:] = −1
@@ -190,9 +134,8 @@ def _roi_pool_backward_kernel(grad_out, argmax, batch_index, grad_x):
                         g[j] += grad_out[k, c, ph, pw]
 
 
-_round_half_away = njit(cache=True, inline="always")(_round_half_away_kernel)
-_roi_box = njit(cache=True, inline="always")(_roi_box_kernel)
-_bin_range = njit(cache=True, inline="always")(_bin_range_kernel)
+_roi_box = njit(cache=True, inline="always")(roi_box)
+_bin_range = njit(cache=True, inline="always")(bin_range)
 _pixel = njit(cache=True, inline="always")(_pixel_kernel)
 _max_step = njit(cache=True)(_max_step_kernel)
 _roi_pool_forward_jit = njit(parallel=True, cache=True, error_model="numpy")(_roi_pool_forward_kernel)

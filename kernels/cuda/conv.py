@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from numba import cuda
 
-from ..cpu.conv import _conv2d_output_hw, _conv_transpose2d_output_hw, _input_grad_output_padding, _is_pointwise
+from ..geometry import conv2d_output_hw, conv_transpose2d_output_hw, input_grad_output_padding, is_pointwise
 from ._index import unravel3, unravel4
 from ._launch import array_module, launch
 
@@ -165,7 +165,7 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     wm = w.reshape(groups, Og, K)
     if out.size == 0:
         return out.reshape(N, O, Ho, Wo)
-    if _is_pointwise((kh, kw), stride, padding, dilation) and (Ho, Wo) == (H, W):
+    if is_pointwise((kh, kw), stride, padding, dilation) and (Ho, Wo) == (H, W):
         xp.matmul(wm, x.reshape(N, groups, Cg, H * W), out=out)
         return out.reshape(N, O, Ho, Wo)
     block = _images_per_block(N, C * kh * kw * Ho * Wo, x.itemsize)
@@ -197,7 +197,7 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
     go = grad_out.reshape(N, groups, Og, Ho * Wo)
     if grad_w.size == 0 or N * Ho * Wo == 0:
         return grad_w.reshape(O, Cg, kh, kw)
-    if _is_pointwise(kernel_hw, stride, padding, dilation) and (Ho, Wo) == (H, W):
+    if is_pointwise(kernel_hw, stride, padding, dilation) and (Ho, Wo) == (H, W):
         grad_w += xp.matmul(go, x.reshape(N, groups, Cg, H * W).transpose(0, 1, 3, 2)).sum(axis=0)
         return grad_w.reshape(O, Cg, kh, kw)
     block = _images_per_block(N, C * kh * kw * Ho * Wo, x.itemsize)
@@ -259,7 +259,7 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
     with ``g = o // Og``, zero outside the image; im2col kernel + batched GEMM.
     """
     x, w = _contiguous(x, w)
-    out_hw = _conv2d_output_hw(x.shape, w.shape, stride, padding, dilation)
+    out_hw = conv2d_output_hw(x.shape, w.shape, stride, padding, dilation)
     return _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw)
 
 
@@ -269,7 +269,7 @@ def conv2d_backward_input(grad_out, w, input_hw, stride, padding, dilation, grou
     ``conv_transpose2d_forward(grad_out, w, stride, padding, output_padding, groups, dilation)``
     with ``output_padding = H − ((Ho − 1)·sh − 2ph + dh(kh − 1) + 1)``, as on the CPU.
     """
-    output_padding = _input_grad_output_padding(input_hw, grad_out.shape, w.shape, stride, padding, dilation)
+    output_padding = input_grad_output_padding(input_hw, grad_out.shape, w.shape, stride, padding, dilation)
     return conv_transpose2d_forward(grad_out, w, stride, padding, output_padding, groups, dilation)
 
 
@@ -290,7 +290,7 @@ def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dila
     Batched GEMM then the col2im gather kernel.
     """
     x, w = _contiguous(x, w)
-    out_hw = _conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)
+    out_hw = conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)
     return _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw)
 
 
@@ -301,7 +301,7 @@ def conv_transpose2d_backward_input(grad_out, w, stride, padding, groups, dilati
     ``H' = H + oph // sh`` and the caller keeps ``[..., :H, :W]``.
     """
     grad_out, w = _contiguous(grad_out, w)
-    out_hw = _conv2d_output_hw(grad_out.shape, w.shape, stride, padding, dilation)
+    out_hw = conv2d_output_hw(grad_out.shape, w.shape, stride, padding, dilation)
     return _conv2d_gemm(grad_out, w, stride, padding, dilation, groups, out_hw)
 
 

@@ -2,7 +2,7 @@
 
 Shapes: ``x: (N, C, H, W)`` → ``out: (N, C, Ho, Wo)``, seen as ``P = N·C`` planes.
 The source taps and weights along each dimension are the CPU's
-(:func:`kernels.cpu.interpolate.bilinear_taps`, :func:`kernels.cpu.interpolate.nearest_taps`:
+(:func:`kernels.shared.interpolate.bilinear_taps`, :func:`kernels.shared.interpolate.nearest_taps`:
 plain NumPy on 1-D arrays of length Ho or Wo), computed on the host once per call
 and copied to the device, so both devices sample exactly the same coordinates.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ..cpu.interpolate import bilinear_taps_hw, nearest_taps_hw
+from ..shared.interpolate import bilinear_taps_hw, nearest_taps_hw
 from ._index import unravel3
 from ._launch import array_module, launch
 

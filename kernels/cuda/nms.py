@@ -18,7 +18,7 @@ not. As torchvision's CUDA kernel does, the work is split in two:
    bits. Skipping the pairs whose second box is already suppressed (as the CPU
    loop does) changes nothing, so the keep list equals the CPU's.
 
-The sort is the CPU's own :func:`kernels.cpu.nms._descending_order` on a host copy
+The sort is the CPU's, :func:`kernels.shared.nms.descending_order`, on a host copy
 of the scores (N numbers); the IoU formula is the CPU loop's, written once here
 as the device function :func:`_suppresses_kernel`.
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ..cpu.nms import _descending_order
+from ..shared.nms import descending_order
 from ._launch import array_module, launch, to_host
 
 __all__ = ["nms"]
@@ -119,7 +119,7 @@ def nms(boxes, scores, iou_threshold):
     n = boxes.shape[0]
     if n == 0:
         return xp.empty(0, dtype=np.int64)
-    order = _descending_order(to_host(scores))
+    order = descending_order(to_host(scores))
     b = xp.asarray(boxes)[xp.asarray(order)]
     x1 = xp.ascontiguousarray(b[:, 0])
     y1 = xp.ascontiguousarray(b[:, 1])

@@ -35,10 +35,10 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ..cpu.pool import _window_max_kernel
+from ..geometry import pool_output_size
+from ..shared.pool import window_max
 from ._index import unravel3
 from ._launch import array_module, launch
-from ..geometry import pool_output_size
 
 __all__ = [
     "max_pool2d_forward",
@@ -52,8 +52,8 @@ def _max_pool2d_kernel(x, out, indices, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf)
     """Windowed max and argmax; thread ``t`` computes output element ``t`` of ``(P, Ho, Wo)`` in C-order.
 
     x: (P, H, W); out, indices: (P, Ho, Wo) written in full. For ``t = (p, oh, ow)``,
-    torch's ``cpu_max_pool`` scan, :func:`kernels.cpu.pool._window_max_kernel` (the CPU's
-    own helper, compiled as a device function)::
+    torch's ``cpu_max_pool`` scan, :func:`kernels.shared.pool.window_max` (the helper the
+    CPU compiles too, compiled here as a device function)::
 
         ih0 = oh·sh − ph;  ih1 = min(ih0 + (kh−1)·dh + 1, H);  while ih0 < 0: ih0 += dh
         iw0 = ow·sw − pw;  iw1 = min(iw0 + (kw−1)·dw + 1, W);  while iw0 < 0: iw0 += dw
@@ -152,7 +152,7 @@ def _gather_kernel(src, indices, out):
             out[p, i] = 0
 
 
-_window_max = cuda.jit(device=True)(_window_max_kernel)
+_window_max = cuda.jit(device=True)(window_max)
 _plane_target = cuda.jit(device=True)(_plane_target_kernel)
 _max_pool2d = cuda.jit(cache=True)(_max_pool2d_kernel)
 _scatter_add = cuda.jit(cache=True)(_scatter_add_kernel)

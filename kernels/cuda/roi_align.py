@@ -4,11 +4,11 @@ Shapes: ``x: (N, C, H, W)``; ``rois: (K, 5)`` rows ``[batch_index, x1, y1, x2, y
 in x's dtype; ``out: (K, C, PH, PW)``.
 
 The arithmetic is the CPU's, compiled a second time: the RoI geometry
-(:func:`kernels.cpu.roi_align._roi_geometry_kernel`: start, bin size, sampling
-grid), the sample coordinates (:func:`kernels.cpu.roi_align._sample_coord_kernel`)
-and the bilinear taps (:func:`kernels.cpu.roi_align._bilinear_kernel`: four
+(:func:`kernels.shared.roi_align.roi_geometry`: start, bin size, sampling
+grid), the sample coordinates (:func:`kernels.shared.roi_align.sample_coord`)
+and the bilinear taps (:func:`kernels.shared.roi_align.bilinear`: four
 flat offsets ``y·W + x``, four weights, a validity flag) are the same Python
-functions, bound here with ``cuda.jit(device=True)``. Only the loop around them
+functions the CPU compiles with ``njit``, bound here with ``cuda.jit(device=True)``. Only the loop around them
 changes, to torchvision's CUDA thread mapping:
 
 * forward: one thread per output element ``(k, c, ph, pw)``; it recomputes the
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from numba import cuda
 
-from ..cpu.roi_align import _bilinear_kernel, _roi_geometry_kernel, _sample_coord_kernel
+from ..shared.roi_align import bilinear, roi_geometry, sample_coord
 from ._index import unravel4
 from ._launch import array_module, launch
 
@@ -111,9 +111,9 @@ def _roi_align_backward_kernel(grad_out, rois, grad_x, height, width, spatial_sc
                     cuda.atomic.add(grad_x, (b, c, p4), g * w4 / count)
 
 
-_roi_geometry = cuda.jit(device=True)(_roi_geometry_kernel)
-_bilinear = cuda.jit(device=True)(_bilinear_kernel)
-_sample_coord = cuda.jit(device=True)(_sample_coord_kernel)
+_roi_geometry = cuda.jit(device=True)(roi_geometry)
+_bilinear = cuda.jit(device=True)(bilinear)
+_sample_coord = cuda.jit(device=True)(sample_coord)
 _roi_align_forward = cuda.jit(cache=True)(_roi_align_forward_kernel)
 _roi_align_backward = cuda.jit(cache=True)(_roi_align_backward_kernel)
 

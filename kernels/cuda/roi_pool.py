@@ -4,10 +4,10 @@ Shapes: ``x: (N, C, H, W)``; ``rois: (K, 5)`` rows ``[batch_index, x1, y1, x2, y
 in x's dtype; ``out: (K, C, PH, PW)`` in x's dtype and ``argmax`` int32, the flat
 offset ``h·W + w`` inside the ``H×W`` plane, or −1 when nothing was selected.
 torchvision 0.29.1's rule with its two rounding processes, as described in the
-CPU module, computed by the CPU's own helpers compiled as device functions: the
-snapped box and bin size (:func:`kernels.cpu.roi_pool._roi_box_kernel`, which
-rounds half away from zero with :func:`kernels.cpu.roi_pool._round_half_away_kernel`)
-and each bin's pixel range (:func:`kernels.cpu.roi_pool._bin_range_kernel`).
+CPU module, computed by the helpers both devices compile (here as device functions): the
+snapped box and bin size (:func:`kernels.shared.roi_pool.roi_box`, which
+rounds half away from zero with :func:`kernels.shared.roi_pool.round_half_away`)
+and each bin's pixel range (:func:`kernels.shared.roi_pool.bin_range`).
 
 Thread mappings (torchvision's CUDA ones):
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ..cpu.roi_pool import FLT_MAX, _bin_range_kernel, _roi_box_kernel
+from ..shared.roi_pool import FLT_MAX, bin_range, roi_box
 from ._index import unravel4
 from ._launch import array_module, launch
 
@@ -86,8 +86,8 @@ def _roi_pool_backward_kernel(grad_out, argmax, batch_index, grad_x):
             cuda.atomic.add(grad_x, (batch_index[k], c, j), grad_out[k, c, ph, pw])
 
 
-_roi_box = cuda.jit(device=True)(_roi_box_kernel)
-_bin_range = cuda.jit(device=True)(_bin_range_kernel)
+_roi_box = cuda.jit(device=True)(roi_box)
+_bin_range = cuda.jit(device=True)(bin_range)
 _roi_pool_forward = cuda.jit(cache=True)(_roi_pool_forward_kernel)
 _roi_pool_backward = cuda.jit(cache=True)(_roi_pool_backward_kernel)
 

@@ -1,7 +1,7 @@
 """interpolate (modes 'nearest' and 'bilinear'): the differentiable ops and the torch-named function.
 
 Both ops are separable resamplings whose taps depend only on the output row and
-column (``minitorchseg.kernels.cpu.interpolate.bilinear_taps`` / ``nearest_taps``); their
+column (``minitorchseg.kernels.shared.interpolate.bilinear_taps`` / ``nearest_taps``); their
 backward passes scatter the upstream gradient back through the same taps and
 weights (the adjoint of the forward gather). Input ``(N, C, H, W)``, float32 or
 float64. Arguments are checked here, before any work.

@@ -70,8 +70,8 @@ class Geometry:
         )
 
 
-# How minitorchseg.kernels.cpu.conv runs a job: its column-block size (the default, or tiny
-# ones that cut every image into one-row / one-channel blocks or group a few
+# How minitorchseg.kernels.cpu.conv runs a job (minitorchseg.kernels.cpu._runtime): its
+# column-block size (the default, or tiny ones that cut every image into one-row / one-channel blocks or group a few
 # images per block) and who runs the blocks: the caller alone with the serial
 # kernels, the worker threads, or the caller with the parallel kernels (what
 # happens without threadpoolctl).
@@ -82,15 +82,15 @@ executions = st.tuples(
 
 @contextlib.contextmanager
 def execution(block_bytes, mode):
-    from minitorchseg.kernels.cpu import conv as conv_kernels
+    from minitorchseg.kernels.cpu import _runtime
 
     with contextlib.ExitStack() as stack:
         if block_bytes is not None:
-            stack.enter_context(mock.patch.object(conv_kernels, "_BLOCK_BYTES", block_bytes))
+            stack.enter_context(mock.patch.object(_runtime, "BLOCK_BYTES", block_bytes))
         if mode != "caller":
-            stack.enter_context(mock.patch.object(conv_kernels, "_PARALLEL_BYTES", 0))
+            stack.enter_context(mock.patch.object(_runtime, "PARALLEL_BYTES", 0))
         if mode == "caller-parallel":
-            stack.enter_context(mock.patch.object(conv_kernels._workers, "_blas_limiter", lambda: None))
+            stack.enter_context(mock.patch.object(_runtime.workers, "_blas_limiter", lambda: None))
         yield
 
 

@@ -19,7 +19,7 @@ from minitorchseg.kernels.cpu import (
     upsample_nearest2d_backward,
     upsample_nearest2d_forward,
 )
-from minitorchseg.kernels.cpu.interpolate import bilinear_taps
+from minitorchseg.kernels.shared.interpolate import bilinear_taps
 from tests.strategies import dtypes, seeds, settings_fast
 from tests.torch_ref import upstream
 

@@ -1,0 +1,136 @@
+"""The CPU's thread runtime: worker threads, per-thread scratch buffers, block sizing.
+
+The CPU twin of :mod:`kernels.cuda._launch`: how a job is cut into pieces and who
+runs them, written once for the kernels that pair a Numba loop with a BLAS call
+(today :mod:`kernels.cpu.conv`). Three pieces:
+
+* :func:`blocks` cuts a job over ``n_images`` images of ``rows`` rows into blocks of
+  about ``min(BLOCK_BYTES, total / threads)`` bytes of scratch: whole images when
+  they fit, else bands of rows of one image, so memory stays bounded at any image
+  size and every worker gets some;
+* :data:`workers` (a :class:`Workers`) runs the blocks: one worker thread per core
+  takes every T-th block and runs it start to finish, the Numba loop (its serial
+  binding) then the GEMM with BLAS limited to one thread, so the only
+  synchronisation is the final join. Results come back in worker order: any
+  reduction over them is deterministic;
+* :func:`scratch` hands each thread a reusable buffer (per dtype), so a block's
+  columns are written and consumed while still in cache and nothing is allocated
+  per block.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+__all__ = ["BLOCK_BYTES", "PARALLEL_BYTES", "Workers", "workers", "scratch", "blocks"]
+
+# Target bytes of one block's scratch. Blocks hold whole images when they fit,
+# otherwise a band of rows (or, for col2im, of output channels) of one image, so
+# memory stays bounded at any image size; a block is also no larger than an even
+# share of the whole job, so that every worker gets some.
+BLOCK_BYTES = 4 << 20
+# Below this many bytes a job runs on the caller's thread alone: handing it to
+# the workers would cost more than it saves.
+PARALLEL_BYTES = 1 << 20
+
+
+class Workers:
+    """Runs the blocks of one convolution on worker threads, one BLAS thread each.
+
+    Why not Numba's threads for im2col and BLAS's threads for the GEMM? The two
+    pools would take turns on the same cores for every block: each hand-over is a
+    barrier, and a thread that waits at one spins; on a busy machine a descheduled
+    thread stalls the whole pool. Instead each of ``T = numba.get_num_threads()``
+    workers takes every T-th block and runs it start to finish on its own core —
+    im2col (the serial kernel binding), then the GEMM with BLAS limited to one
+    thread — so the only synchronisation is the final join.
+
+    Small jobs (under :data:`PARALLEL_BYTES` of columns, or a single block) run on the
+    caller with the serial kernels. Limiting BLAS needs ``threadpoolctl``; without
+    it every block runs on the caller with the parallel kernels and threaded BLAS.
+    One convolution at a time uses the workers (the BLAS limit is process-wide).
+    """
+
+    def __init__(self):
+        self._pool = None
+        self._size = 0
+        self._pid = 0
+        self._blas = None
+        self._lock = threading.Lock()
+
+    def _blas_limiter(self):
+        """threadpoolctl's controller of the loaded BLAS libraries, or None without threadpoolctl."""
+        if self._blas is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:
+                self._blas = False
+            else:
+                self._blas = ThreadpoolController().select(user_api="blas")
+        return self._blas or None
+
+    def _executor(self, threads: int) -> ThreadPoolExecutor:
+        """The worker pool, (re)created when too small or inherited through a fork (its threads are gone)."""
+        if self._size < threads or self._pid != os.getpid():
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kernels-cpu")
+            self._size = threads
+            self._pid = os.getpid()
+        return self._pool
+
+    def map(self, work, blocks: list, nbytes: int) -> list:
+        """``[work(blocks[k::T], True) for k < T]`` on the workers, or ``[work(blocks, serial)]`` on the caller.
+
+        ``work(blocks, serial)`` processes its blocks in order and returns a value
+        (``serial``: use the serial kernel bindings); the results come back in
+        worker order, so any reduction over them is deterministic. ``nbytes``:
+        the job's total column bytes.
+        """
+        threads = min(numba.get_num_threads(), len(blocks))
+        if threads < 2 or nbytes < PARALLEL_BYTES:
+            return [work(blocks, True)]
+        with self._lock:
+            limiter = self._blas_limiter()
+            if limiter is None:
+                return [work(blocks, False)]
+            pool = self._executor(threads)
+            with limiter.limit(limits=1):
+                futures = [pool.submit(work, blocks[k::threads], True) for k in range(threads)]
+                return [f.result() for f in futures]
+
+
+workers = Workers()
+_scratch_store = threading.local()
+
+
+def scratch(size: int, dtype) -> np.ndarray:
+    """A reusable buffer of at least ``size`` elements of ``dtype`` for the calling thread."""
+    key = np.dtype(dtype).str
+    buffers = getattr(_scratch_store, "buffers", None)
+    if buffers is None:
+        buffers = _scratch_store.buffers = {}
+    buffer = buffers.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = buffers[key] = np.empty(size, dtype=dtype)
+    return buffer[:size]
+
+
+def blocks(n_images: int, rows: int, row_bytes: int) -> list[tuple[int, int, int, int]]:
+    """Column blocks ``(n0, n1, y0, y1)``: images ``[n0, n1)``, rows ``[y0, y1)`` of each.
+
+    A block holds about ``min(BLOCK_BYTES, total / threads)`` bytes of columns (at
+    least one row of one image): whole images while one fits, else bands of rows
+    of one image.
+    """
+    threads = max(1, numba.get_num_threads())
+    budget = max(1, min(BLOCK_BYTES, -(-n_images * rows * row_bytes // threads)))
+    image_bytes = max(1, rows * row_bytes)
+    if image_bytes <= budget:
+        b = max(1, min(n_images, budget // image_bytes))
+        return [(n0, min(n_images, n0 + b), 0, rows) for n0 in range(0, n_images, b)]
+    band = max(1, budget // max(1, row_bytes))
+    return [(n0, n0 + 1, y0, min(rows, y0 + band)) for n0 in range(n_images) for y0 in range(0, rows, band)]
