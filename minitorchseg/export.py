@@ -37,6 +37,8 @@ command ``pip install "minitorchseg[torch]"``.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Mapping
 from typing import Any, Sequence
 
@@ -69,7 +71,7 @@ __all__ = [
     "TorchFCN32s", "TorchFCN16s", "TorchFCN8s", "TorchUNet", "TorchSegNet", "TorchSegNetBasic",
     "conv_stage", "double_conv", "model_arguments", "to_torch", "from_torch", "load_torch_state_dict",
     "optimizer_name", "optimizer_state_to_torch", "optimizer_state_from_torch",
-    "optimizer_to_torch", "optimizer_from_torch",
+    "optimizer_to_torch", "optimizer_from_torch", "to_onnx",
 ]
 
 
@@ -748,3 +750,26 @@ def optimizer_from_torch(torch_optimizer: torch.optim.Optimizer, model: _OurModu
                 values[key] = value.astype(dtype, copy=False)
     ours.load_state_dict(state)
     return ours
+
+
+# ----------------------------------------------------------------------------------------- ONNX
+def to_onnx(model: _OurModule, path: str | os.PathLike, input_shape: Sequence[int]) -> None:
+    """Write ``model`` as an ONNX graph through its PyTorch twin (``torch.onnx.export``), in eval mode.
+
+    ``input_shape``: ``(N, C_in, H, W)`` of the example input that fixes the
+    graph's dtype; the batch, height and width stay dynamic (input ``image``,
+    output ``scores``). Needs the ``onnx`` and ``onnxscript`` packages (ImportError
+    naming them otherwise), and the model must accept ``input_shape``.
+    """
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"to_onnx needs {' and '.join(missing)}, which is not installed: "
+                          f"pip install {' '.join(missing)}")
+    shape = tuple(int(n) for n in input_shape)
+    if len(shape) != 4:
+        raise ValueError(f"to_onnx: input_shape must be (N, C_in, H, W), got {tuple(input_shape)}")
+    twin = to_torch(model).eval()
+    example = torch.zeros(shape, dtype=next(twin.parameters()).dtype)
+    dims = {0: "N", 2: "H", 3: "W"}
+    torch.onnx.export(twin, (example,), os.fspath(path), input_names=["image"], output_names=["scores"],
+                      dynamic_axes={"image": dims, "scores": dims})
