@@ -14,10 +14,15 @@ import torch
 import torchvision
 from hypothesis import given
 from hypothesis import strategies as st
+from PIL import Image
 
 import minitorchseg as mts
 import minitorchseg.functional as F
 from minitorchseg import nn
+from minitorchseg.cli import main
+from minitorchseg.data.base import read_image, read_mask, to_rgb8
+from minitorchseg.data.folder import ImageMaskFolder
+from minitorchseg.data.spec import Subset, open_split, parse_data_spec
 from minitorchseg.ops import batched_nms
 
 from .strategies import TOL, dtypes, randn, seeds, settings_fast
@@ -217,3 +222,234 @@ def test_batchnorm_refuses_an_input_of_another_dtype(affine):
                                         r"got float32; convert the layer with \.to\(np\.float64\)"):
         layer(mts.tensor(randn(0, (2, 3, 2, 2))))
     assert layer.num_batches_tracked.item() == 0 and np.all(layer.running_mean.numpy() == 0)
+
+
+# ----------------------------------------------------------------------------------------- image files
+def _grey(values: np.ndarray) -> np.ndarray:
+    return np.repeat(np.asarray(values, dtype=np.uint8)[..., None], 3, axis=2)
+
+
+SIXTEEN_BIT = np.array([[0, 1000, 4096], [16384, 32768, 65535]], dtype=np.uint16)
+SIXTEEN_BIT_AS_8 = np.array([[0, 4, 16], [64, 128, 255]])  # round(v · 255 / 65535)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_16_bit_grey_image_is_scaled_to_8_bits(tmp_path, suffix):
+    path = tmp_path / f"depth{suffix}"
+    Image.fromarray(SIXTEEN_BIT).save(path)
+    assert Image.open(path).mode in ("I;16", "I")
+    np.testing.assert_array_equal(read_image(path), _grey(SIXTEEN_BIT_AS_8))
+
+
+def test_16_bit_big_endian_and_32_bit_integer_modes_are_scaled_alike():
+    big_endian = Image.frombytes("I;16B", (3, 2), SIXTEEN_BIT.astype(">u2").tobytes())
+    np.testing.assert_array_equal(to_rgb8(big_endian), _grey(SIXTEEN_BIT_AS_8))
+    as_int32 = Image.fromarray(SIXTEEN_BIT.astype(np.int32))
+    assert as_int32.mode == "I"
+    np.testing.assert_array_equal(to_rgb8(as_int32), _grey(SIXTEEN_BIT_AS_8))
+    for bad, found in ((np.array([[0, 70000]], np.int32), "0..70000"), (np.array([[-1, 5]], np.int32), "-1..5")):
+        with pytest.raises(ValueError, match=rf"image 'x.tif': mode 'I' holds values {found}; "
+                                             r"expected 16-bit intensities 0\.\.65535 \(inclusive\)"):
+            to_rgb8(Image.fromarray(bad), "x.tif")
+
+
+def test_a_float_image_in_0_1_is_scaled_and_other_ranges_are_refused(tmp_path):
+    values = np.array([[0.0, 0.25, 0.5], [0.75, 0.999, 1.0]], dtype=np.float32)
+    path = tmp_path / "float.tif"
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode == "F"
+    np.testing.assert_array_equal(read_image(path), _grey([[0, 64, 128], [191, 255, 255]]))
+    for bad in (np.array([[0.0, 2.5]], np.float32), np.array([[-0.5, 0.5]], np.float32),
+                np.array([[np.nan, 0.5]], np.float32)):
+        with pytest.raises(ValueError, match=r"mode 'F' holds values .*; expected float intensities 0\.0\.\.1\.0"):
+            to_rgb8(Image.fromarray(bad))
+
+
+def test_alpha_palette_transparency_cmyk_and_bilevel_images(tmp_path):
+    rgba = np.array([[[10, 20, 30, 0], [200, 100, 50, 128]]], dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), rgba[..., :3])  # alpha dropped
+    la = np.array([[[7, 0], [250, 255]]], dtype=np.uint8)
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png"), _grey([[7, 250]]))
+    palette_image = Image.fromarray(np.array([[0, 1, 2]], dtype=np.uint8), "P")
+    palette_image.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 759)
+    palette_image.info["transparency"] = bytes([0, 128, 255])
+    palette_image.save(tmp_path / "p.png", transparency=bytes([0, 128, 255]))
+    assert "transparency" in Image.open(tmp_path / "p.png").info
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Palette images with Transparency" warning from PIL
+        np.testing.assert_array_equal(read_image(tmp_path / "p.png"), [[[255, 0, 0], [0, 255, 0], [0, 0, 255]]])
+    cmyk = np.array([[[0, 0, 0, 0], [255, 0, 0, 0], [0, 0, 0, 255], [0, 255, 255, 0]]], dtype=np.uint8)
+    Image.fromarray(cmyk, "CMYK").save(tmp_path / "cmyk.tif")
+    np.testing.assert_array_equal(read_image(tmp_path / "cmyk.tif"),
+                                  [[[255, 255, 255], [0, 255, 255], [0, 0, 0], [255, 0, 0]]])
+    Image.fromarray(np.array([[True, False]])).save(tmp_path / "bilevel.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "bilevel.png"), _grey([[255, 0]]))
+
+
+# EXIF orientation → the numpy operation that shows the stored pixels upright (EXIF 2.32, tag 0x0112).
+UPRIGHT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _photo(path, orientation: int, size=(6, 10)) -> np.ndarray:
+    """A JPEG (or PNG) of ``size`` stored pixels with the EXIF orientation tag; returns the stored pixels."""
+    rng = np.random.default_rng(orientation)
+    stored = np.kron(rng.integers(0, 256, (size[0] // 2, size[1] // 2, 3)), np.ones((2, 2, 1))).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(path, exif=exif)
+    return np.asarray(Image.open(path).convert("RGB"))  # the decoded stored pixels, not oriented
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_exif_orientation_is_applied_to_images(tmp_path, orientation, suffix):
+    path = tmp_path / f"phone{suffix}"
+    stored = _photo(path, orientation)
+    image = read_image(path)
+    np.testing.assert_array_equal(image, UPRIGHT[orientation](stored))
+    assert image.shape == ((10, 6, 3) if orientation >= 5 else (6, 10, 3))
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_masks_are_never_rotated_and_pair_with_the_displayed_photo(tmp_path, orientation):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    stored = _photo(images / "phone.jpg", orientation)
+    shown_shape = UPRIGHT[orientation](stored).shape[:2]
+    labels = np.arange(np.prod(shown_shape)).reshape(shown_shape) % 3
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # a tool that copied the photo's EXIF into the mask: still not rotated
+    Image.fromarray(labels.astype(np.uint8)).save(masks / "phone.png", exif=exif)
+    np.testing.assert_array_equal(read_mask(masks / "phone.png"), labels)
+    image, mask = ImageMaskFolder(images, masks, num_classes=3)[0]
+    np.testing.assert_array_equal(mask, labels)
+    np.testing.assert_array_equal(image, UPRIGHT[orientation](stored))
+
+
+def test_every_reader_uses_the_one_image_reader(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    Image.fromarray(SIXTEEN_BIT).save(images / "a.png")
+    Image.fromarray(np.zeros((2, 3), np.uint8)).save(masks / "a.png")
+    folder = ImageMaskFolder(images, masks, num_classes=1)
+    np.testing.assert_array_equal(folder[0][0], _grey(SIXTEEN_BIT_AS_8))
+    assert Subset(folder, [0])[0][0].tolist() == folder[0][0].tolist()
+    import minitorchseg.cli as cli
+
+    assert cli.read_image is read_image  # predict and kmeans read their pictures with it
+
+
+def test_kmeans_on_a_16_bit_image_sees_the_scaled_grey_levels(tmp_path, capsys):
+    pytest.importorskip("minitorchseg.kmeans")
+    values = np.zeros((8, 6), dtype=np.uint16)
+    values[:, 3:] = 32768
+    values[5:, :3] = 65535
+    Image.fromarray(values).save(tmp_path / "sixteen.png")
+    out = tmp_path / "km"
+    assert main(["kmeans", str(tmp_path / "sixteen.png"), "--k", "3", "--out", str(out)]) == 0
+    segmented = np.asarray(Image.open(out / "segmented.png"))
+    np.testing.assert_array_equal(segmented, _grey(np.rint(values * (255 / 65535))))
+
+
+# ----------------------------------------------------------------------------------------- 0/255 and border masks
+def _folder(tmp_path, mask_values, n=5, size=(6, 8)):
+    """``n`` image/mask pairs whose masks draw their pixels from ``mask_values``."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    stored = []
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(images / f"m{i}.png")
+        mask = rng.choice(np.array(mask_values, dtype=np.uint8), size)
+        mask.flat[: len(mask_values)] = mask_values  # every value present
+        Image.fromarray(mask).save(masks / f"m{i}.png")
+        stored.append(mask.astype(np.int64))
+    return images, masks, stored
+
+
+def test_0_255_binary_masks_are_read_as_two_classes_with_a_note(tmp_path):
+    images, masks, stored = _folder(tmp_path, [0, 255])
+    with pytest.warns(UserWarning, match=r"hold only the values 0 and 255: read as two classes, 255 -> class 1"):
+        folder = ImageMaskFolder(images, masks)
+    assert folder.num_classes == 2 and folder.label_map == {255: 1}
+    for i in range(len(folder)):
+        np.testing.assert_array_equal(folder[i][1], stored[i] // 255)
+        np.testing.assert_array_equal(folder.load_mask(i), stored[i] // 255)
+    with pytest.warns(UserWarning, match="0 and 255"):  # a checkpoint's 2 classes: the same reading
+        assert ImageMaskFolder(images, masks, num_classes=2)[0][1].max() == 1
+
+
+def test_0_255_masks_with_other_choices(tmp_path):
+    images, masks, stored = _folder(tmp_path, [0, 255])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ignoring = ImageMaskFolder(images, masks, ignore_index=255)
+        mapped = ImageMaskFolder(images, masks, label_map={255: 3})
+    assert ignoring.num_classes == 1 and ignoring.label_map is None
+    np.testing.assert_array_equal(ignoring[1][1], stored[1])
+    assert mapped.num_classes == 4
+    np.testing.assert_array_equal(mapped[1][1], np.where(stored[1] == 255, 3, 0))
+    three = ImageMaskFolder(images, masks, num_classes=3)
+    with pytest.raises(ValueError, match=r"holds label values \[255\] outside \[0, 3\) .*allowed labels are "
+                                         r"0\.\.2 \(inclusive\); 255 is the foreground of a 0/255 binary mask.*"
+                                         r"label_map=\{255: 1\}.*ignore_index=255.*num_classes"):
+        three[0]
+
+
+def test_a_255_border_label_is_not_inferred_as_256_classes(tmp_path):
+    images, masks, stored = _folder(tmp_path, [0, 1, 2, 255])
+    with pytest.raises(ValueError, match=r"hold the values \[0, 1, 2, 255\]: inferring num_classes=256 .*"
+                                         r"ignore_index=255 .*map=255:1.*num_classes=256"):
+        ImageMaskFolder(images, masks)
+    voc_style = ImageMaskFolder(images, masks, ignore_index=255)
+    assert voc_style.num_classes == 3
+    np.testing.assert_array_equal(voc_style[2][1], stored[2])
+    assert ImageMaskFolder(images, masks, num_classes=256).num_classes == 256
+
+
+def test_folder_spec_options(tmp_path):
+    spec = parse_data_spec("folder:a,b,ignore_index=255,num_classes=21,map=128:1,map=64:2")
+    assert spec.paths == ("a", "b")
+    assert spec.options == {"ignore_index": 255, "num_classes": 21, "label_map": {128: 1, 64: 2}}
+    spec = parse_data_spec("folder:a,b,c,d,ignore_index=0")
+    assert spec.paths == ("a", "b", "c", "d") and spec.options == {"ignore_index": 0}
+    assert parse_data_spec("folder:a,b").options == {}
+    for text, message in (("folder:a,b,map=255", r"map must be STORED:LABEL with two integers >= 0 .*got '255'"),
+                          ("folder:a,b,map=x:1", r"map must be STORED:LABEL"),
+                          ("folder:a,b,map=255:-1", r"map must be STORED:LABEL"),
+                          ("folder:a,b,num_classes=0", r"num_classes must be >= 1, got 0"),
+                          ("folder:a,b,ignore_index=x", r"ignore_index must be an integer, got 'x'"),
+                          ("folder:a,b,ignore_index=1,ignore_index=2", r"ignore_index is given twice"),
+                          ("folder:a,ignore_index=1", r"folder needs IMAGES,MASKS")):
+        with pytest.raises(ValueError, match=message):
+            parse_data_spec(text)
+
+
+def test_folder_spec_sets_ignore_index_and_classes_of_every_split(tmp_path):
+    images, masks, stored = _folder(tmp_path, [0, 1, 255], n=6)
+    spec = f"folder:{images},{masks},ignore_index=255"
+    for split in ("train", "val", "test"):
+        data = open_split(spec, split)
+        assert data.ignore_index == 255 and data.num_classes == 2
+    data = open_split(f"folder:{images},{masks},num_classes=5,ignore_index=255", "test")
+    assert data.num_classes == 5
+    assert open_split(f"folder:{images},{masks},num_classes=5,ignore_index=255", "val", num_classes=5).num_classes == 5
+    with pytest.raises(ValueError, match=r"num_classes=5 in the data spec, but 2 expected"):
+        open_split(f"folder:{images},{masks},num_classes=5", "test", num_classes=2)
+    mapped = open_split(f"folder:{images},{masks},map=255:2", "test")
+    assert mapped.num_classes == 3
+    np.testing.assert_array_equal(mapped[0][1], np.where(stored[0] == 255, 2, stored[0]))
