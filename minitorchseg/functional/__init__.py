@@ -28,7 +28,7 @@ from .elementwise import (
 )
 from .interpolate import interpolate
 from .loss import binary_cross_entropy_with_logits, cross_entropy, nll_loss, smooth_l1_loss
-from .normalization import batch_norm
+from .normalization import batch_norm, group_norm
 from .pooling import max_pool2d, max_unpool2d
 from .reduction import argmax, linear, matmul, max, mean, sum
 from .shape import cat, flatten, index, pad, permute, reshape, squeeze, stack, transpose, unsqueeze
@@ -39,5 +39,5 @@ __all__ = [
     "max", "mean", "mul", "neg", "nll_loss", "pad", "permute", "pow", "relu", "reshape", "sigmoid",
     "smooth_l1_loss", "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze",
     "dice_loss", "conv2d", "conv_transpose2d",
-    "max_pool2d", "max_unpool2d", "interpolate",
+    "max_pool2d", "max_unpool2d", "interpolate", "group_norm",
 ]

@@ -1,4 +1,5 @@
-"""Batch normalisation (Ioffe & Szegedy, 2015), torch's ``F.batch_norm``.
+"""Batch normalisation (Ioffe & Szegedy, 2015), torch's ``F.batch_norm``; group normalisation (Wu & He, 2018),
+torch's ``F.group_norm``.
 
 For input x (N, C, *) and each channel c, over the m = N·∏(*) values of that channel:
 
@@ -12,6 +13,17 @@ Backward in training mode, with x̂ = (x − μ)/sqrt(σ² + eps) and g = dy·we
     dx = (g − mean(g) − x̂·mean(g·x̂)) / sqrt(σ² + eps)
     dweight = Σ dy·x̂,  dbias = Σ dy
 (In eval mode μ and σ² are constants, so dx = g / sqrt(σ² + eps).)
+
+Group normalisation of x (N, C, *) with G groups of C/G consecutive channels:
+statistics per sample and group, over the m = (C/G)·∏(*) values of group g,
+so it works the same for a batch of one and in training and eval:
+
+    μ[n, g] = mean(x[n, group g]),  σ²[n, g] = mean((x − μ)²)   (biased)
+    y[n, c] = (x[n, c] − μ[n, g(c)]) / sqrt(σ²[n, g(c)] + eps) · weight[c] + bias[c]
+
+Backward: the training-mode batch-norm formula inside each (n, g) group, with
+g = dy·weight[c]: dx = (g − mean(g) − x̂·mean(g·x̂)) / sqrt(σ² + eps) (means over the
+group); dweight[c] = Σ_{n,*} dy·x̂, dbias[c] = Σ_{n,*} dy.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ from __future__ import annotations
 from ..autograd import Function
 from ..tensor import Tensor
 
-__all__ = ["batch_norm"]
+__all__ = ["batch_norm", "group_norm"]
 
 
 class BatchNorm(Function):
@@ -97,3 +109,69 @@ def batch_norm(
     mean = xp.asarray(mean, dtype=x.dtype)
     var = xp.asarray(var, dtype=x.dtype)
     return BatchNorm.apply(input, weight, bias, mean, var, eps, training)
+
+
+class GroupNorm(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, num_groups, eps):
+        xp = ctx.xp
+        n, c = x.shape[:2]
+        grouped = x.reshape(n, num_groups, -1)
+        mean = grouped.mean(axis=2, keepdims=True)
+        var = ((grouped - mean) ** 2).mean(axis=2, keepdims=True)
+        inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+        x_hat = ((grouped - mean) * inv_std).reshape(x.shape)
+        shape = (1, c) + (1,) * (x.ndim - 2)
+        ctx.save_for_backward(x_hat, inv_std, weight)
+        ctx.num_groups, ctx.shape = num_groups, shape
+        y = x_hat
+        if weight is not None:
+            y = y * weight.reshape(shape)
+        if bias is not None:
+            y = y + bias.reshape(shape)
+        return y.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_hat, inv_std, weight = ctx.saved_arrays
+        shape, groups = ctx.shape, ctx.num_groups
+        n = grad.shape[0]
+        axes = (0,) + tuple(range(2, grad.ndim))
+        gx = None
+        if ctx.needs_input_grad[0]:
+            g = (grad * weight.reshape(shape) if weight is not None else grad).reshape(n, groups, -1)
+            xh = x_hat.reshape(n, groups, -1)
+            mean_g = g.mean(axis=2, keepdims=True)
+            mean_gx = (g * xh).mean(axis=2, keepdims=True)
+            gx = ((g - mean_g - xh * mean_gx) * inv_std).reshape(grad.shape)
+        gw = (grad * x_hat).sum(axis=axes) if ctx.needs_input_grad[1] else None
+        gb = grad.sum(axis=axes) if ctx.needs_input_grad[2] else None
+        return gx, gw, gb, None, None
+
+
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """torch's ``F.group_norm``: input (N, C, *), C divisible by ``num_groups``; weight, bias (C,) or None."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"group_norm: input: expected a Tensor, got {type(input).__name__}")
+    if input.ndim < 2:
+        raise ValueError(f"group_norm: input: expected shape (N, C, ...), got {input.shape}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"group_norm: input: expected a floating-point tensor, got dtype {input.dtype}")
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+        raise ValueError(f"group_norm: num_groups: expected a positive int, got {num_groups!r}")
+    channels = input.shape[1]
+    if channels % num_groups:
+        raise ValueError(
+            f"group_norm: expected the number of channels ({channels}) of input {input.shape} to be divisible by "
+            f"num_groups={num_groups}"
+        )
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (channels,):
+            raise ValueError(f"group_norm: {name} has shape {t.shape}, expected ({channels},) for input {input.shape}")
+    return GroupNorm.apply(input, weight, bias, num_groups, eps)

@@ -3,13 +3,13 @@
 from . import init
 from .containers import ModuleList, Sequential
 from .conv import Conv2d, ConvTranspose2d
-from .layers import BatchNorm2d, CrossEntropyLoss, Dropout, Identity, Linear, ReLU, Sigmoid
+from .layers import BatchNorm2d, CrossEntropyLoss, Dropout, GroupNorm, Identity, Linear, ReLU, Sigmoid
 from .module import Module, Parameter
 from .pooling import MaxPool2d, MaxUnpool2d
 from .upsampling import Upsample
 
 __all__ = [
     "init", "Module", "Parameter", "Sequential", "ModuleList", "Identity", "Linear", "ReLU", "Sigmoid",
-    "Dropout", "BatchNorm2d", "CrossEntropyLoss", "Conv2d", "ConvTranspose2d",
+    "Dropout", "BatchNorm2d", "GroupNorm", "CrossEntropyLoss", "Conv2d", "ConvTranspose2d",
     "MaxPool2d", "MaxUnpool2d", "Upsample",
 ]

@@ -1,4 +1,4 @@
-"""Basic layers: Identity, Linear, ReLU, Dropout, BatchNorm2d, CrossEntropyLoss."""
+"""Basic layers: Identity, Linear, ReLU, Dropout, BatchNorm2d, GroupNorm, CrossEntropyLoss."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["Identity", "Linear", "ReLU", "Sigmoid", "Dropout", "BatchNorm2d", "CrossEntropyLoss"]
+__all__ = ["Identity", "Linear", "ReLU", "Sigmoid", "Dropout", "BatchNorm2d", "GroupNorm", "CrossEntropyLoss"]
 
 
 class Identity(Module):
@@ -123,6 +123,40 @@ class BatchNorm2d(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class GroupNorm(Module):
+    """Group normalisation of (N, C, *) over groups of C/G channels per sample (``F.group_norm``), torch's layer.
+
+    Parameters ``weight`` (ones) and ``bias`` (zeros) of shape (C,) when ``affine``;
+    no buffers and no train/eval difference, so it works with a batch of one.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True):
+        super().__init__()
+        if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1:
+            raise ValueError(f"GroupNorm: num_groups: expected a positive int, got {num_groups!r}")
+        if num_channels % num_groups:
+            raise ValueError(
+                f"GroupNorm: num_channels must be divisible by num_groups, got num_channels={num_channels} and "
+                f"num_groups={num_groups}"
+            )
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        self.weight = Parameter(np.ones(num_channels, dtype=np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, dtype=np.float32)) if affine else None
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim < 2 or input.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm: expected input (N, {self.num_channels}, ...), got shape {input.shape}")
+        if self.weight is not None and self.weight.dtype != input.dtype:
+            raise TypeError(
+                f"GroupNorm: weight: expected dtype {input.dtype} (the input's), got {self.weight.dtype}; "
+                f"convert the layer with .to(np.{input.dtype}) (or .double() / .float())"
+            )
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
 class CrossEntropyLoss(Module):

@@ -1,0 +1,78 @@
+"""F.group_norm / nn.GroupNorm against torch, and FrozenBatchNorm2d against torchvision.ops.misc."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minitorchseg as mts
+import minitorchseg.functional as F
+from minitorchseg import nn
+from minitorchseg.autograd import gradcheck
+
+from ..strategies import dtypes, randn, seeds, settings_fast, strided
+from ..torch_ref import check_against_torch
+
+GROUPINGS = st.sampled_from([(1, 4), (2, 4), (4, 4), (3, 6), (2, 8)])  # (groups, channels)
+
+
+@settings_fast
+@given(seed=seeds, dtype=dtypes, grouping=GROUPINGS, n=st.integers(1, 3), spatial=st.sampled_from([(5, 4), (3,), ()]),
+       affine=st.booleans(), contiguous=st.booleans())
+def test_group_norm_matches_torch(seed, dtype, grouping, n, spatial, affine, contiguous):
+    groups, channels = grouping
+    x = randn(seed, (n, channels) + spatial, dtype, scale=3.0) + 1.5
+    if not contiguous:
+        x = strided(x)
+    arrays = [x]
+    if affine:
+        arrays += [randn(seed + 1, (channels,), dtype), randn(seed + 2, (channels,), dtype)]
+    check_against_torch(
+        lambda *t: F.group_norm(t[0], groups, *t[1:], eps=1e-5),
+        lambda *t: torch.nn.functional.group_norm(t[0], groups, *t[1:], eps=1e-5),
+        arrays,
+    )
+
+
+@settings_fast
+@given(seed=seeds, grouping=GROUPINGS)
+def test_group_norm_gradcheck(seed, grouping):
+    groups, channels = grouping
+    x = mts.tensor(randn(seed, (2, channels, 3, 2)), requires_grad=True)
+    w = mts.tensor(randn(seed + 1, (channels,)), requires_grad=True)
+    b = mts.tensor(randn(seed + 2, (channels,)), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.group_norm(x, groups, w, b), [x, w, b])
+
+
+def test_group_norm_literal():
+    # one group of the values 1, 2, 3, 4 (two channels of two): mean 2.5, variance 1.25
+    x = mts.tensor(np.array([[[1.0, 2.0], [3.0, 4.0]]]))
+    expected = (np.array([[[1.0, 2.0], [3.0, 4.0]]]) - 2.5) / np.sqrt(1.25 + 1e-5)
+    np.testing.assert_allclose(F.group_norm(x, 1).numpy(), expected, rtol=1e-15)
+
+
+@settings_fast
+@given(seed=seeds, dtype=dtypes)
+def test_group_norm_layer_matches_torch_and_loads_its_state(seed, dtype):
+    ours, theirs = nn.GroupNorm(2, 6), torch.nn.GroupNorm(2, 6)
+    with torch.no_grad():
+        theirs.weight.normal_()
+        theirs.bias.normal_()
+    theirs = theirs.to(getattr(torch, np.dtype(dtype).name))
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.to(dtype)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight", "bias"]
+    x = randn(seed, (1, 6, 4, 3), dtype)  # a batch of one: what batch norm cannot do in training
+    check_against_torch(lambda t: ours(t), lambda t: theirs(t), [x])
+
+
+def test_group_norm_bad_input():
+    with pytest.raises(ValueError, match="divisible"):
+        nn.GroupNorm(4, 6)
+    with pytest.raises(ValueError, match="divisible by num_groups=4"):
+        F.group_norm(mts.zeros((1, 6, 2, 2)), 4)
+    with pytest.raises(ValueError, match=r"expected input \(N, 6"):
+        nn.GroupNorm(2, 6)(mts.zeros((1, 4, 2, 2)))
+    with pytest.raises(TypeError, match="weight: expected dtype float64"):
+        nn.GroupNorm(2, 6)(mts.zeros((1, 6, 2, 2), dtype=np.float64))
