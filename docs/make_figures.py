@@ -50,10 +50,12 @@ from minitorchseg.data import SyntheticShapes  # noqa: E402
 from minitorchseg.kmeans import kmeans  # noqa: E402
 from minitorchseg.metrics import binary_metrics  # noqa: E402
 from minitorchseg.models import fcn8s, segnet, summary, unet  # noqa: E402
+from minitorchseg.models.fcn import bilinear_kernel  # noqa: E402
 
 __all__ = [
     "FIGURES", "SEED_TRUE", "SEED_PRED", "main",
-    "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_unpool", "fig_bilinear", "fig_bilinear_weights",
+    "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_transposed_views", "fig_unpool", "fig_bilinear",
+    "fig_bilinear_weights",
     "fig_roi_align", "fig_nms", "fig_metrics", "fig_kmeans", "fig_models",
 ]
 
@@ -273,6 +275,99 @@ def fig_checkerboard(out_dir: Path = FIGURE_DIR) -> Path:
                  fontsize=10)
     fig.tight_layout()
     return _save(fig, out_dir, "checkerboard")
+
+
+def fig_transposed_views(out_dir: Path = FIGURE_DIR) -> Path:
+    """Transposed convolution as "insert zeros, pad, convolve", and the resize-then-convolve alternative.
+
+    Top row: ``F.conv_transpose2d(x, w, stride=2)`` of a 3×3 ``x`` equals
+    ``F.conv2d`` of x with ``s − 1`` zeros inserted between its pixels (itself a
+    ``conv_transpose2d`` with a 1×1 kernel of 1) and ``k − 1`` zeros padded around,
+    with the kernel rotated by 180°. Bottom row, a constant 6×6 input (so any
+    non-constant output is the layer's own pattern): stride 2, k = 4 with FCN's
+    bilinear kernel (uniform), k = 4 with another kernel (still a checkerboard:
+    k divisible by s is not enough), and nearest ×2 then a 3×3 convolution with
+    that kernel's corner (uniform for any kernel).
+    """
+    x_np = np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [2.0, 0.0, 1.0]])
+    w_np = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    x, w = _t64(x_np[None, None]), _t64(w_np[None, None])
+    k, s = 3, 2
+    direct = F.conv_transpose2d(x, w, stride=s).numpy()[0, 0]
+    spread = F.conv_transpose2d(x, _t64(np.ones((1, 1, 1, 1))), stride=s)        # zeros between the pixels
+    padded = F.pad(spread, (k - 1, k - 1, k - 1, k - 1))
+    rotated = w_np[::-1, ::-1].copy()
+    via_conv = F.conv2d(padded, _t64(rotated[None, None])).numpy()[0, 0]
+    assert direct.shape == (7, 7) and padded.shape[-2:] == (9, 9)
+    assert np.allclose(direct, via_conv), "conv_transpose2d = insert zeros, pad k − 1, convolve with w rotated 180°"
+
+    ones = _t64(np.ones((1, 1, 6, 6)))
+    bilinear = bilinear_kernel(1, 1, 4).astype(np.float64)
+    rng = np.random.default_rng(3)
+    learned = np.abs(rng.normal(0.5, 0.3, size=(1, 1, 4, 4)))
+    out_bilinear = F.conv_transpose2d(ones, _t64(bilinear), stride=2).numpy()[0, 0]
+    out_learned = F.conv_transpose2d(ones, _t64(learned), stride=2).numpy()[0, 0]
+    resized = F.interpolate(ones, scale_factor=2, mode="nearest")
+    out_resize = F.conv2d(resized, _t64(learned[:, :, :3, :3]), padding=1).numpy()[0, 0]
+    inner = (slice(2, -2), slice(2, -2))
+    assert np.allclose(out_bilinear[inner], 1.0), "bilinear kernel: every interior output is exactly 1"
+    assert np.ptp(out_learned[inner]) > 0.1, "k divisible by s, yet a checkerboard"
+    assert np.allclose(out_learned[inner][0::2, 0::2], out_learned[inner][0, 0]), "period 2 along both axes"
+    assert np.allclose(out_resize[1:-1, 1:-1], out_resize[1, 1]), "resize then convolve: uniform inside"
+
+    fig = Figure(figsize=(11, 6.6))
+    grid = fig.add_gridspec(2, 5, height_ratios=[1.0, 1.05])
+    top = [
+        (x_np, "x (3×3)", "Blues"),
+        (padded.numpy()[0, 0], "zeros inserted (s − 1 = 1 between pixels)\nand padded by k − 1 = 2: 9×9", "Blues"),
+        (rotated, "w rotated by 180°", "PuOr"),
+        (via_conv, "conv2d(that, rotated w)\n= conv_transpose2d(x, w, s=2)", "PuOr"),
+    ]
+    for col, (array, title, cmap) in enumerate(top):
+        ax = fig.add_subplot(grid[0, col + (col > 1)])
+        limit = np.abs(array).max()
+        ax.imshow(array, cmap=cmap, vmin=-limit if cmap == "PuOr" else -1, vmax=limit + (cmap != "PuOr"))
+        _annotate(ax, array, "{:.0f}", size=7 if array.shape[0] > 5 else 9)
+        _pixel_grid(ax, *array.shape)
+        ax.set_title(title, fontsize=8.5)
+        _no_ticks(ax)
+    ax = fig.add_subplot(grid[0, 2])
+    ax.imshow(w_np, cmap="PuOr", vmin=-2, vmax=2)
+    _annotate(ax, w_np, "{:.0f}", size=9)
+    _pixel_grid(ax, 3, 3)
+    ax.set_title("w (3×3)", fontsize=8.5)
+    _no_ticks(ax)
+
+    ax = fig.add_subplot(grid[1, 0])
+    ax.imshow(learned[0, 0], cmap="viridis")
+    _annotate(ax, learned[0, 0], "{:.2f}", size=7, dark=learned[0, 0] < np.median(learned))
+    phase_sums = [learned[0, 0][i::2, j::2].sum() for i in range(2) for j in range(2)]
+    ax.set_title("a 4×4 kernel (learnt, say);\nphase sums " + ", ".join(f"{v:.2f}" for v in phase_sums),
+                 fontsize=8)
+    _no_ticks(ax)
+    bottom = [
+        (out_bilinear, "transposed, bilinear k=4, s=2:\nuniform (phase sums all 1)"),
+        (out_learned, "transposed, that kernel, s=2:\ncheckerboard (2 divides 4)"),
+        (out_resize, "nearest ×2, then 3×3 conv\n(its corner): uniform"),
+    ]
+    for col, (array, title) in enumerate(bottom, start=1):
+        ax = fig.add_subplot(grid[1, col])
+        ax.imshow(array, cmap="magma", vmin=0, vmax=array.max() * 1.05)
+        ax.set_title(title, fontsize=8)
+        _no_ticks(ax)
+    ax = fig.add_subplot(grid[1, 4])
+    for (array, _), label, colour in zip(bottom, ("bilinear", "other kernel", "resize + conv"),
+                                         ("#1f77b4", "#c0392b", "#2ca02c")):
+        row = array[array.shape[0] // 2]
+        ax.plot(np.arange(row.size), row / row[row.size // 2 - 1 : row.size // 2 + 1].mean(), ".-", color=colour,
+                label=label, ms=4)
+    ax.set_title("middle row of each output\n(divided by its mean inside)", fontsize=8)
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=7)
+    fig.suptitle("top: a transposed convolution is a convolution of the zero-stuffed, padded input; bottom: a constant "
+                 "6×6 input upsampled three ways", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return _save(fig, out_dir, "transposed_views")
 
 
 # --------------------------------------------------------------------------------------------- 4. unpool
@@ -774,6 +869,7 @@ FIGURES: dict[str, Callable[[Path], Path]] = {
     "autograd": fig_autograd,
     "im2col": fig_im2col,
     "checkerboard": fig_checkerboard,
+    "transposed_views": fig_transposed_views,
     "unpool": fig_unpool,
     "bilinear": fig_bilinear,
     "bilinear_weights": fig_bilinear_weights,
