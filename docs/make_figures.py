@@ -56,7 +56,7 @@ __all__ = [
     "FIGURES", "SEED_TRUE", "SEED_PRED", "main",
     "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_transposed_views", "fig_unpool", "fig_bilinear",
     "fig_bilinear_weights",
-    "fig_roi_align", "fig_nms", "fig_metrics", "fig_kmeans", "fig_models",
+    "fig_roi_align", "fig_roi_stride32", "roi_stride32_errors", "fig_nms", "fig_metrics", "fig_kmeans", "fig_models",
 ]
 
 FIGURE_DIR = Path(__file__).resolve().parent / "figures"
@@ -610,7 +610,7 @@ def fig_bilinear_weights(out_dir: Path = FIGURE_DIR) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- 6. RoIAlign / RoIPool
-def _roi_align_samples(box, size: int, output: int, grid: int, aligned: bool) -> np.ndarray:
+def _roi_align_samples(box, size: int, output: int, grid: int, aligned: bool, scale: float = 1.0) -> np.ndarray:
     """The sample points of ``ops.roi_align(..., output, sampling_ratio=grid, aligned)`` as ``(output·grid)² × (y, x)``.
 
     RoIAlign with ``output·grid`` bins and one sample per bin samples exactly the
@@ -619,18 +619,18 @@ def _roi_align_samples(box, size: int, output: int, grid: int, aligned: bool) ->
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     ramps = _t64(np.stack([yy, xx])[None])
     rois = _t64([[0.0, *box]])
-    pts = ops.roi_align(ramps, rois, output * grid, sampling_ratio=1, aligned=aligned).numpy()[0]
+    pts = ops.roi_align(ramps, rois, output * grid, spatial_scale=scale, sampling_ratio=1, aligned=aligned).numpy()[0]
     return pts.reshape(2, -1).T
 
 
-def _roi_pool_bins(box, size: int, output: int) -> np.ndarray:
+def _roi_pool_bins(box, size: int, output: int, scale: float = 1.0) -> np.ndarray:
     """``member[ph, pw, y, x]``: whether pixel ``(y, x)`` lies in RoIPool bin ``(ph, pw)``.
 
     Computed by ``ops.roi_pool`` on ``size²`` one-hot channels: channel ``p`` is 1
     at pixel ``p`` only, so the bin's max is 1 exactly when the bin contains ``p``.
     """
     one_hot = _t64(np.eye(size * size).reshape(1, size * size, size, size))
-    out = ops.roi_pool(one_hot, _t64([[0.0, *box]]), output).numpy()[0]
+    out = ops.roi_pool(one_hot, _t64([[0.0, *box]]), output, spatial_scale=scale).numpy()[0]
     return out.reshape(size, size, output, output).transpose(2, 3, 0, 1) > 0.5
 
 
@@ -696,6 +696,95 @@ def fig_roi_align(out_dir: Path = FIGURE_DIR) -> Path:
     fig.suptitle(f"box (x1, y1, x2, y2) = {box} (black) on an 8×8 map, output 2×2, sampling_ratio 2", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _save(fig, out_dir, "roi_align")
+
+
+STRIDE32_BOXES = ((75.0, 140.0, 300.0, 410.0), (200.0, 50.0, 245.0, 110.0))   # x1, y1, x2, y2 in a 512×512 image
+
+
+def roi_stride32_errors(box, stride: int = 32, size: int = 16, output: int = 2) -> dict:
+    """Where RoIPool and RoIAlign look for ``box`` (image pixels) on a stride-``stride`` map, in image pixels.
+
+    ``pool``: the image region RoIPool's bins cover (``ops.roi_pool`` on one-hot
+    channels, ``spatial_scale = 1/stride``; map cell ``j`` covers image pixels
+    ``[stride·j, stride·(j + 1))``) and its edge errors ``region − box``.
+    ``align``: RoIAlign's sample points in image pixels for ``aligned=True`` (map
+    coordinate ``u`` is the centre of cell ``u``, image ``stride·(u + ½)``) and the
+    same points read back for ``aligned=False``, which samples ``u = x / stride``
+    and so reads image ``x + stride/2``.
+    """
+    bins = _roi_pool_bins(box, size, output, scale=1.0 / stride)
+    covered = bins.any(axis=(0, 1))
+    rows, cols = np.flatnonzero(covered.any(axis=1)), np.flatnonzero(covered.any(axis=0))
+    region = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64) * stride
+    cells = {(ph, pw): np.argwhere(bins[ph, pw]) for ph in range(output) for pw in range(output)}
+    samples = {aligned: _roi_align_samples(box, size, output, 2, aligned, scale=1.0 / stride)
+               for aligned in (False, True)}
+    image_points = {True: (samples[True] + 0.5) * stride, False: (samples[False] + 0.5) * stride}
+    return dict(region=region, error=region - np.asarray(box), cells=cells, points=image_points)
+
+
+def fig_roi_stride32(out_dir: Path = FIGURE_DIR) -> Path:
+    """RoIPool vs RoIAlign for two boxes of a 512×512 image on its stride-32 (16×16) feature map.
+
+    RoIPool's region snaps to whole 32-pixel cells (coordinates rounded, end
+    cell included); RoIAlign's ``aligned=True`` samples sit exactly on the box's
+    2×2 bins (2×2 samples each); ``aligned=False`` reads every sample 16 image
+    pixels down and right.
+    """
+    stride = 32
+    results = [roi_stride32_errors(box, stride) for box in STRIDE32_BOXES]
+    for box, r in zip(STRIDE32_BOXES, results):
+        x1, y1, x2, y2 = box
+        assert np.all(r["region"] % stride == 0), "RoIPool sees whole cells"
+        assert np.all(np.abs(r["error"][:2]) <= stride / 2) and np.all(r["error"][2:] > stride / 2 - 1e-9)
+        pts = r["points"][True]
+        assert np.all((pts[:, 1] > x1) & (pts[:, 1] < x2) & (pts[:, 0] > y1) & (pts[:, 0] < y2))
+        quarter_w, quarter_h = (x2 - x1) / 4, (y2 - y1) / 4          # 2 bins × 2 samples per side
+        assert np.isclose(pts[:, 1].min(), x1 + quarter_w / 2) and np.isclose(pts[:, 0].max(), y2 - quarter_h / 2)
+        assert np.allclose(r["points"][False] - pts, stride / 2), "aligned=False is 16 image pixels off"
+        cell = np.floor(np.asarray(box) / stride + 0.5) + np.array([0, 0, 1, 1])   # round, end cell included
+        assert np.array_equal(r["error"], cell * stride - np.asarray(box)), (r["error"], cell)
+    assert results[0]["error"].tolist() == [-11.0, -12.0, 20.0, 38.0], results[0]["error"]   # quoted on the page
+    assert results[1]["error"].tolist() == [-8.0, 14.0, 43.0, 18.0], results[1]["error"]
+
+    fig = Figure(figsize=(10.5, 5.0))
+    axes = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[1.25, 1.0]))
+    for ax, box, r in zip(axes, STRIDE32_BOXES, results):
+        x1, y1, x2, y2 = box
+        region = r["region"]
+        lo_x, hi_x = min(region[0], x1) - stride, max(region[2], x2) + stride
+        lo_y, hi_y = min(region[1], y1) - stride, max(region[3], y2) + stride
+        for (ph, pw), cells in r["cells"].items():
+            colour = BIN_COLOURS[ph * 2 + pw]
+            for cy, cx in cells:
+                ax.add_patch(Rectangle((cx * stride, cy * stride), stride, stride, fc=colour, alpha=0.18, ec="none"))
+            (cy0, cx0), (cy1, cx1) = cells.min(axis=0), cells.max(axis=0)
+            inset = 2.0 + 2.0 * (ph * 2 + pw)
+            ax.add_patch(Rectangle((cx0 * stride + inset, cy0 * stride + inset), (cx1 - cx0 + 1) * stride - 2 * inset,
+                                   (cy1 - cy0 + 1) * stride - 2 * inset, fill=False, ec=colour, lw=1.3))
+        for v in np.arange(0, 513, stride):
+            ax.axvline(v, color="0.75", lw=0.6, zorder=0)
+            ax.axhline(v, color="0.75", lw=0.6, zorder=0)
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="k", lw=2.2))
+        for aligned, marker in ((True, "o"), (False, "x")):
+            pts = r["points"][aligned].reshape(2, 2, 2, 2, 2)
+            for ph in range(2):
+                for pw in range(2):
+                    p = pts[ph, :, pw, :].reshape(-1, 2)
+                    ax.plot(p[:, 1], p[:, 0], marker, ms=5, color=BIN_COLOURS[ph * 2 + pw],
+                            mec="k" if aligned else None, mew=0.5 if aligned else 1.2)
+        err = r["error"]
+        ax.set_title(f"box {tuple(int(v) for v in box)}: RoIPool covers {tuple(int(v) for v in region)}\n"
+                     f"edge errors x1 {err[0]:+.0f}, y1 {err[1]:+.0f}, x2 {err[2]:+.0f}, y2 {err[3]:+.0f} image px",
+                     fontsize=9)
+        ax.set_xlim(lo_x, hi_x)
+        ax.set_ylim(hi_y, lo_y)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+    fig.suptitle("stride 32 (spatial_scale = 1/32), output 2×2: black = the box; shaded cells = RoIPool's 4 bins; "
+                 "dots = RoIAlign aligned=True samples; × = aligned=False", fontsize=9.5)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return _save(fig, out_dir, "roi_stride32")
 
 
 # --------------------------------------------------------------------------------------------- 7. NMS
@@ -874,6 +963,7 @@ FIGURES: dict[str, Callable[[Path], Path]] = {
     "bilinear": fig_bilinear,
     "bilinear_weights": fig_bilinear_weights,
     "roi_align": fig_roi_align,
+    "roi_stride32": fig_roi_stride32,
     "nms": fig_nms,
     "metrics": fig_metrics,
     "kmeans": fig_kmeans,
