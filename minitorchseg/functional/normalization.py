@@ -174,4 +174,12 @@ def group_norm(
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.shape != (channels,):
             raise ValueError(f"group_norm: {name} has shape {t.shape}, expected ({channels},) for input {input.shape}")
+    per_group = input.shape[0] * (channels // num_groups)
+    for n in input.shape[2:]:
+        per_group *= n
+    if per_group == 1:  # torch's _verify_batch_size on (N·C/G, G, *), torch/nn/functional.py group_norm
+        raise ValueError(
+            f"group_norm: expected more than 1 value per channel when training, got input {input.shape} "
+            f"with num_groups={num_groups}"
+        )
     return GroupNorm.apply(input, weight, bias, num_groups, eps)

@@ -41,7 +41,14 @@ class _IncompatibleKeys(NamedTuple):
 
 
 class Module:
-    """Base class of every layer and model."""
+    """Base class of every layer and model.
+
+    ``_ignored_state_keys`` names entries a module accepts in a state dict
+    without holding them (they are neither loaded nor reported as unexpected),
+    e.g. ``FrozenBatchNorm2d`` drops BatchNorm2d's ``num_batches_tracked``.
+    """
+
+    _ignored_state_keys: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -219,8 +226,9 @@ class Module:
                 for name, tensor in table.items():
                     if tensor is not None:
                         own[f"{module_prefix}.{name}" if module_prefix else name] = tensor
+        ignored = {f"{p}.{k}" if p else k for p, m in self.named_modules() for k in m._ignored_state_keys}
         missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
+        unexpected = [k for k in state_dict if k not in own and k not in ignored]
         arrays = {}
         shape_errors = []
         for key, tensor in own.items():
