@@ -1,0 +1,109 @@
+"""Mask R-CNN (torchvision's ``mask_rcnn.py``): Faster R-CNN plus a small FCN that predicts a mask in each box.
+
+::
+
+    detections / positive proposals ─ mask_roi_pool ─ MaskRCNNHeads ──── MaskRCNNPredictor ──→ mask logits
+                                      (K, C, 14, 14)  4 × (3×3 conv, ReLU)  2×2 stride-2 transposed conv, ReLU,
+                                                      (K, 256, 14, 14)      1×1 conv → (K, num_classes, 28, 28)
+
+One 28×28 mask per class; the loss and the inference read only the mask of the
+box's class, so classes do not compete for pixels (the paper's decoupling).
+"""
+
+from __future__ import annotations
+
+from ...nn import Conv2d, ConvTranspose2d, ReLU, Sequential, init
+from ...ops.poolers import MultiScaleRoIAlign
+from .faster_rcnn import FasterRCNN
+
+__all__ = ["MaskRCNN", "MaskRCNNHeads", "MaskRCNNPredictor"]
+
+
+class MaskRCNNHeads(Sequential):
+    """``len(layers)`` blocks of [3×3 conv (padding = dilation), optional norm, ReLU] (torchvision's keys).
+
+    Block ``i`` is ``Sequential(conv, [norm_layer(channels),] ReLU)``, so its keys are
+    ``{i}.0.weight``, ``{i}.0.bias`` (bias only without a norm layer) and ``{i}.1.*`` for the
+    norm. Convolutions initialised He-normal (fan_out, ReLU gain), biases 0.
+    (K, in_channels, 14, 14) → (K, layers[-1], 14, 14).
+    """
+
+    def __init__(self, in_channels: int, layers, dilation: int = 1, norm_layer=None):
+        blocks = []
+        previous = in_channels
+        for channels in layers:
+            conv = Conv2d(previous, channels, 3, stride=1, padding=dilation, dilation=dilation,
+                          bias=norm_layer is None)
+            parts = [conv] + ([norm_layer(channels)] if norm_layer is not None else []) + [ReLU()]
+            blocks.append(Sequential(*parts))
+            previous = channels
+        super().__init__(*blocks)
+        for layer in self.modules():
+            if isinstance(layer, Conv2d):
+                init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+                if layer.bias is not None:
+                    init.zeros_(layer.bias)
+
+
+class MaskRCNNPredictor(Sequential):
+    """``conv5_mask`` (2×2 transposed conv, stride 2) → ``relu`` → ``mask_fcn_logits`` (1×1 conv to num_classes).
+
+    (K, in_channels, 14, 14) → (K, num_classes, 28, 28) logits. Weights He-normal (fan_out),
+    biases left at the layers' default initialisation, as in torchvision.
+    """
+
+    def __init__(self, in_channels: int, dim_reduced: int, num_classes: int):
+        super().__init__()
+        self.add_module("conv5_mask", ConvTranspose2d(in_channels, dim_reduced, 2, 2, 0))
+        self.add_module("relu", ReLU())
+        self.add_module("mask_fcn_logits", Conv2d(dim_reduced, num_classes, 1, 1, 0))
+        for name, param in self.named_parameters():
+            if "weight" in name:
+                init.kaiming_normal_(param, mode="fan_out", nonlinearity="relu")
+
+
+class MaskRCNN(FasterRCNN):
+    """Mask R-CNN with torchvision's constructor: :class:`~.faster_rcnn.FasterRCNN`'s keywords plus the mask branch.
+
+    Defaults as torchvision: ``mask_roi_pool`` = ``MultiScaleRoIAlign(["0", "1", "2", "3"], 14,
+    sampling_ratio=2)`` (``roi_op`` chooses RoIAlign or RoIPool for both poolers),
+    ``mask_head`` = ``MaskRCNNHeads(out_channels, (256,) * 4, 1)``, ``mask_predictor`` =
+    ``MaskRCNNPredictor(256, 256, num_classes)``. Training returns five losses
+    (``loss_classifier``, ``loss_box_reg``, ``loss_mask``, ``loss_objectness``,
+    ``loss_rpn_box_reg``); eval returns per image ``boxes``, ``labels``, ``scores`` and
+    ``masks`` (D, 1, H, W) probabilities at the image's original size.
+    """
+
+    def __init__(self, backbone, num_classes=None, min_size=800, max_size=1333, image_mean=None, image_std=None,
+                 rpn_anchor_generator=None, rpn_head=None, rpn_pre_nms_top_n_train=2000, rpn_pre_nms_top_n_test=1000,
+                 rpn_post_nms_top_n_train=2000, rpn_post_nms_top_n_test=1000, rpn_nms_thresh=0.7,
+                 rpn_fg_iou_thresh=0.7, rpn_bg_iou_thresh=0.3, rpn_batch_size_per_image=256,
+                 rpn_positive_fraction=0.5, rpn_score_thresh=0.0, box_roi_pool=None, box_head=None,
+                 box_predictor=None, box_score_thresh=0.05, box_nms_thresh=0.5, box_detections_per_img=100,
+                 box_fg_iou_thresh=0.5, box_bg_iou_thresh=0.5, box_batch_size_per_image=512,
+                 box_positive_fraction=0.25, bbox_reg_weights=None, mask_roi_pool=None, mask_head=None,
+                 mask_predictor=None, roi_op="align", **kwargs):
+        if not isinstance(mask_roi_pool, (MultiScaleRoIAlign, type(None))):
+            raise TypeError(f"MaskRCNN: mask_roi_pool should be a MultiScaleRoIAlign or None, "
+                            f"got {type(mask_roi_pool).__name__}")
+        if num_classes is not None and mask_predictor is not None:
+            raise ValueError("MaskRCNN: num_classes should be None when mask_predictor is specified")
+        if roi_op not in ("align", "pool"):
+            raise ValueError(f"MaskRCNN: roi_op must be 'align' or 'pool', got {roi_op!r}")
+        out_channels = getattr(backbone, "out_channels", None)
+        if mask_roi_pool is None:
+            mask_roi_pool = MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=14, sampling_ratio=2, roi_op=roi_op)
+        if mask_head is None and out_channels is not None:
+            mask_head = MaskRCNNHeads(out_channels, (256, 256, 256, 256), 1)
+        if mask_predictor is None and num_classes is not None:
+            mask_predictor = MaskRCNNPredictor(256, 256, num_classes)
+        super().__init__(
+            backbone, num_classes, min_size, max_size, image_mean, image_std, rpn_anchor_generator, rpn_head,
+            rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test, rpn_post_nms_top_n_train, rpn_post_nms_top_n_test,
+            rpn_nms_thresh, rpn_fg_iou_thresh, rpn_bg_iou_thresh, rpn_batch_size_per_image, rpn_positive_fraction,
+            rpn_score_thresh, box_roi_pool, box_head, box_predictor, box_score_thresh, box_nms_thresh,
+            box_detections_per_img, box_fg_iou_thresh, box_bg_iou_thresh, box_batch_size_per_image,
+            box_positive_fraction, bbox_reg_weights, roi_op=roi_op, **kwargs)
+        self.roi_heads.mask_roi_pool = mask_roi_pool
+        self.roi_heads.mask_head = mask_head
+        self.roi_heads.mask_predictor = mask_predictor
