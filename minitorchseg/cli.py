@@ -1,4 +1,4 @@
-"""The ``minitorchseg`` command: train, eval, predict, kmeans and demo.
+"""The ``minitorchseg`` command: train, eval, predict, kmeans, demo, export and import.
 
 ::
 
@@ -8,6 +8,8 @@
     minitorchseg eval runs/camvid/checkpoint.npz --split val
     minitorchseg predict runs/camvid/checkpoint.npz street.png --out predictions
     minitorchseg kmeans photo.jpg --k 5 --out clusters
+    minitorchseg export runs/camvid/checkpoint.npz camvid.pt     # continue in PyTorch (needs minitorchseg[torch])
+    minitorchseg import camvid.pt runs/camvid-torch/checkpoint.npz
 
 Each subcommand checks its inputs (data spec, model name, checkpoint, image files)
 before it writes anything; a problem is one line on stderr and exit status 1.
@@ -181,6 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("export", help="a training checkpoint as a PyTorch checkpoint for the model's torch twin",
+                       description="Write CHECKPOINT (.npz) as a PyTorch checkpoint OUT (torch.save): the twin's "
+                       "state dict, the model's name and arguments, the optimiser state in torch's format, the "
+                       "epoch, the data's classes and normalisation. Needs PyTorch: pip install "
+                       "\"minitorchseg[torch]\".")
+    p.add_argument("checkpoint")
+    p.add_argument("out", help="the PyTorch checkpoint to write, e.g. model.pt")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+
+    p = sub.add_parser("import", help="a PyTorch checkpoint written by export back into a training checkpoint",
+                       description="Read the PyTorch checkpoint PT (as written by export, possibly trained on in "
+                       "PyTorch since) and write the training checkpoint OUT (.npz) for eval, predict and train "
+                       "--resume.")
+    p.add_argument("torch_checkpoint", metavar="PT")
+    p.add_argument("out", help="the training checkpoint to write, e.g. runs/x/checkpoint.npz")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     return parser
 
 
@@ -461,7 +480,45 @@ def cmd_demo(args) -> int:
     return 0
 
 
-_COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "kmeans": cmd_kmeans, "demo": cmd_demo}
+def _export_module():
+    """``minitorchseg.export``, or a CommandError naming the install command when PyTorch is missing."""
+    try:
+        from minitorchseg import export
+    except ImportError as exc:
+        raise CommandError(str(exc)) from None
+    return export
+
+
+def _check_output(path: str, force: bool) -> None:
+    if os.path.exists(path) and not force:
+        raise CommandError(f"{path!r} exists already: pass --force to overwrite it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(f"the folder of {path!r} does not exist")
+
+
+def cmd_export(args) -> int:
+    _check_output(args.out, args.force)
+    export = _export_module()
+    obj = export.export_checkpoint(args.checkpoint, args.out)
+    optimizer = obj["optimizer"]["name"] if obj["optimizer"] is not None else "none"
+    print(f"wrote {args.out}: {obj['model']['name']} after {obj['epoch']} epoch(s), {len(obj['state_dict'])} "
+          f"tensors, optimizer {optimizer}; the model is minitorchseg.export.TWINS[{obj['model']['name']!r}]"
+          f"(**model_kwargs)")
+    return 0
+
+
+def cmd_import(args) -> int:
+    _check_output(args.out, args.force)
+    export = _export_module()
+    ckpt = export.import_checkpoint(args.torch_checkpoint, args.out)
+    print(f"wrote {args.out}: {ckpt['model']['name']} after {ckpt['epoch']} epoch(s)"
+          f"{'' if 'optimizer_state' in ckpt else ' (no optimizer state: eval and predict only)'}")
+    return 0
+
+
+_COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "kmeans": cmd_kmeans, "demo": cmd_demo,
+             "export": cmd_export, "import": cmd_import}
 
 
 def main(argv=None) -> int:

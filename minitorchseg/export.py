@@ -52,6 +52,8 @@ from .nn import BatchNorm2d
 from .nn import Module as _OurModule
 from .optim import SGD, Adam, AdamW
 from .optim.optimizer import Optimizer as _OurOptimizer
+from .serialization import CheckpointError, atomic_write, save
+from .train.checkpoint import CHECKPOINT_FORMAT, build_model, load_weights, read_checkpoint
 
 TORCH_INSTALL = 'pip install "minitorchseg[torch]"'
 """The install command for PyTorch as minitorchseg's optional dependency (the ``torch`` extra)."""
@@ -72,6 +74,8 @@ __all__ = [
     "conv_stage", "double_conv", "model_arguments", "to_torch", "from_torch", "load_torch_state_dict",
     "optimizer_name", "optimizer_state_to_torch", "optimizer_state_from_torch",
     "optimizer_to_torch", "optimizer_from_torch", "to_onnx",
+    "TORCH_CHECKPOINT_FORMAT", "checkpoint_to_torch", "checkpoint_from_torch", "export_checkpoint",
+    "import_checkpoint",
 ]
 
 
@@ -773,3 +777,142 @@ def to_onnx(model: _OurModule, path: str | os.PathLike, input_shape: Sequence[in
     dims = {0: "N", 2: "H", 3: "W"}
     torch.onnx.export(twin, (example,), os.fspath(path), input_names=["image"], output_names=["scores"],
                       dynamic_axes={"image": dims, "scores": dims})
+
+
+# ----------------------------------------------------------------------------------------- training checkpoints
+TORCH_CHECKPOINT_FORMAT = "minitorchseg-torch-v1"
+"""The ``format`` entry of a PyTorch checkpoint written by :func:`export_checkpoint`."""
+
+
+def _tree_to_torch(obj):
+    """Arrays → tensors (copies), NumPy scalars → Python numbers, through dicts, lists and tuples."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.array(obj, copy=True))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _tree_to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_tree_to_torch(v) for v in obj)
+    return obj
+
+
+def _tree_from_torch(obj):
+    """Tensors → NumPy arrays, through dicts, lists and tuples (the reverse of :func:`_tree_to_torch`)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().numpy().copy()
+    if isinstance(obj, dict):
+        return {k: _tree_from_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_tree_from_torch(v) for v in obj)
+    return obj
+
+
+def checkpoint_to_torch(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> dict:
+    """A training checkpoint (:func:`minitorchseg.train.make_checkpoint`'s dict) → the PyTorch checkpoint dict.
+
+    Keys of the result (``torch.load(path, weights_only=True)`` reads it):
+
+    * ``format``: ``"minitorchseg-torch-v1"``;
+    * ``model``: ``{"name", "kwargs"}``, so ``TWINS[name](**kwargs)`` is the twin;
+    * ``state_dict``: the twin's state dict (tensors, our keys and order);
+    * ``optimizer``: ``{"name": "adam" | "sgd" | ..., "state_dict": torch's format}``
+      for ``twin.parameters()``, or None when the checkpoint has no optimiser state;
+    * ``epoch``, ``data`` (classes, palette, normalisation, data spec), ``config``,
+      ``history``, ``rng``: as in the training checkpoint (arrays as tensors).
+
+    ValueError for a model without a twin (naming the models with one) or weights
+    that do not fit the model the checkpoint names.
+    """
+    name, kwargs = ckpt["model"]["name"], dict(ckpt["model"]["kwargs"])
+    if name not in TWINS:
+        raise ValueError(f"checkpoint {os.fspath(path)!r} holds a {name!r} model, which has no PyTorch twin; "
+                         f"the models with a twin are "
+                         f"{', '.join(TWINS)}")
+    model = build_model(name, kwargs)
+    load_weights(model, ckpt, path)
+    twin = to_torch(model)
+    optimizer = None
+    opt_name = dict(ckpt.get("config") or {}).get("optimizer")
+    if ckpt.get("optimizer_state") is not None and opt_name is not None:
+        optimizer = {"name": opt_name, "state_dict": optimizer_state_to_torch(ckpt["optimizer_state"], opt_name)}
+    return {
+        "format": TORCH_CHECKPOINT_FORMAT,
+        "model": {"name": name, "kwargs": _tree_to_torch(kwargs)},
+        "state_dict": twin.state_dict(),
+        "optimizer": optimizer,
+        "epoch": int(ckpt["epoch"]),
+        "data": _tree_to_torch(ckpt["data"]),
+        "config": _tree_to_torch(ckpt.get("config")),
+        "history": _tree_to_torch(ckpt.get("history", [])),
+        "rng": ckpt.get("rng"),
+    }
+
+
+def checkpoint_from_torch(obj, source: str = "the PyTorch checkpoint") -> dict:
+    """A PyTorch checkpoint dict (:func:`checkpoint_to_torch`'s layout, trained on in PyTorch) → a training checkpoint.
+
+    The weights are checked against the model the file names (ValueError naming the
+    first missing, unexpected or mis-shaped key); the optimiser state is converted
+    back (:func:`optimizer_state_from_torch`) and ``config["optimizer"]`` set to
+    its name. ValueError for a dict of another format or a model without a twin.
+    """
+    if not isinstance(obj, dict) or obj.get("format") != TORCH_CHECKPOINT_FORMAT:
+        raise ValueError(f"{source} is not a minitorchseg PyTorch checkpoint (no format {TORCH_CHECKPOINT_FORMAT!r}); "
+                         "write one with `minitorchseg export`")
+    for key in ("model", "state_dict", "epoch", "data"):
+        if key not in obj:
+            raise ValueError(f"{source} has no {key!r} entry")
+    name, kwargs = obj["model"]["name"], _tree_from_torch(dict(obj["model"]["kwargs"]))
+    if name not in TWINS:
+        raise ValueError(f"{source} holds a {name!r} model; the models with a PyTorch twin are {', '.join(TWINS)}")
+    model = build_model(name, kwargs)
+    load_torch_state_dict(model, obj["state_dict"])
+    config = dict(_tree_from_torch(obj.get("config") or {}))
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "model": {"name": name, "kwargs": kwargs},
+        "model_state": model.state_dict(),
+        "epoch": int(obj["epoch"]),
+        "data": _tree_from_torch(obj["data"]),
+        "config": config,
+        "history": _tree_from_torch(obj.get("history") or []),
+    }
+    if obj.get("optimizer") is not None:
+        opt = obj["optimizer"]
+        ckpt["optimizer_state"] = optimizer_state_from_torch(opt["state_dict"], opt["name"])
+        config["optimizer"] = opt["name"]
+    if obj.get("rng") is not None:
+        ckpt["rng"] = obj["rng"]
+    return ckpt
+
+
+def export_checkpoint(path: str | os.PathLike, out_path: str | os.PathLike) -> dict:
+    """Read the training checkpoint ``path`` (``.npz``) and write ``out_path`` with ``torch.save`` (atomically).
+
+    Returns the dict written (:func:`checkpoint_to_torch`). Errors: see
+    :func:`~minitorchseg.train.read_checkpoint` and :func:`checkpoint_to_torch`.
+    """
+    obj = checkpoint_to_torch(read_checkpoint(path), path)
+    atomic_write(out_path, lambda fh: torch.save(obj, fh))
+    return obj
+
+
+def import_checkpoint(path: str | os.PathLike, out_path: str | os.PathLike) -> dict:
+    """Read the PyTorch checkpoint ``path`` and write the training checkpoint ``out_path`` (``.npz``).
+
+    ``path`` is read with ``torch.load(weights_only=True, map_location="cpu")``
+    (no arbitrary code runs). Returns the checkpoint written. FileNotFoundError for
+    a missing file, CheckpointError (a ValueError) for a file torch cannot read,
+    and the errors of :func:`checkpoint_from_torch`.
+    """
+    where = os.fspath(path)
+    if not os.path.isfile(where):
+        raise FileNotFoundError(f"import: no PyTorch checkpoint at {where!r}")
+    try:
+        obj = torch.load(where, map_location="cpu", weights_only=True)
+    except Exception as exc:   # torch raises pickle, zip and runtime errors alike for an unreadable file
+        raise CheckpointError(f"import: {where!r} cannot be read by torch.load ({type(exc).__name__}: {exc})") from exc
+    ckpt = checkpoint_from_torch(obj, f"PyTorch checkpoint {where!r}")
+    save(ckpt, out_path)
+    return ckpt

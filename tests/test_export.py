@@ -410,3 +410,134 @@ def test_onnx_without_onnx_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
     with pytest.raises(ImportError, match="to_onnx needs onnx.*pip install onnx"):
         export.to_onnx(unet(3, 2, base_channels=4, depth=1), "unused.onnx", (1, 2, 8, 8))
+
+
+# ----------------------------------------------------------------------------------------- command line
+CLI_DATA = "shapes:size=16,train=12,val=4,test=4"
+CLI_MODEL = ["--model", "unet", "--model-arg", "base_channels=4", "--model-arg", "depth=1"]
+
+
+def _cli(argv, capsys):
+    """``main(argv)`` → ``(status, stdout, stderr)``."""
+    from minitorchseg.cli import main
+
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _torch_epoch_and_metrics(pt_in, pt_out) -> dict:
+    """The PyTorch side, as a user would write it: the twin and its optimiser from the exported file, one epoch
+    over the training split, the validation metrics from a confusion matrix, the file written back."""
+    from minitorchseg.data.spec import open_split, parse_data_spec
+
+    ckpt = torch.load(pt_in, map_location="cpu", weights_only=True)
+    twin = export.TWINS[ckpt["model"]["name"]](**ckpt["model"]["kwargs"])
+    twin.load_state_dict(ckpt["state_dict"])
+    opt = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[ckpt["optimizer"]["name"]](twin.parameters())
+    opt.load_state_dict(ckpt["optimizer"]["state_dict"])
+    data, cfg = ckpt["data"], ckpt["config"]
+    mean, std = torch.tensor(data["mean"]).view(1, 3, 1, 1), torch.tensor(data["std"]).view(1, 3, 1, 1)
+    spec = parse_data_spec(data["spec"])
+
+    def batches(split, size):
+        items = open_split(spec, split)
+        for start in range(0, len(items), size):
+            chunk = [items[i] for i in range(start, min(start + size, len(items)))]
+            images = torch.from_numpy(np.stack([im for im, _ in chunk])).permute(0, 3, 1, 2).float()
+            yield (images / 255 - mean) / std, torch.from_numpy(np.stack([m for _, m in chunk]).astype(np.int64))
+
+    twin.train()
+    for x, y in batches("train", int(cfg["batch_size"])):
+        opt.zero_grad()
+        TF.cross_entropy(twin(x), y, ignore_index=data["ignore_index"] or -100).backward()
+        opt.step()
+    twin.eval()
+    c = int(data["num_classes"])
+    matrix = torch.zeros(c * c, dtype=torch.int64)
+    with torch.no_grad():
+        for x, y in batches("val", 8):
+            pred = twin(x).argmax(dim=1)
+            keep = y != data["ignore_index"] if data["ignore_index"] is not None else torch.ones_like(y, dtype=bool)
+            matrix += torch.bincount(y[keep] * c + pred[keep], minlength=c * c)
+    matrix = matrix.view(c, c).double()
+    tp = matrix.diag()
+    union = matrix.sum(0) + matrix.sum(1) - tp
+    iou = tp[union > 0] / union[union > 0]
+    ckpt.update(state_dict=twin.state_dict(), epoch=ckpt["epoch"] + 1)
+    ckpt["optimizer"]["state_dict"] = opt.state_dict()
+    torch.save(ckpt, pt_out)
+    return {"matrix": matrix.long().numpy(), "miou": float(iou.mean()),
+            "pixel_accuracy": float(tp.sum() / matrix.sum())}
+
+
+def test_cli_train_export_one_epoch_in_pytorch_import_eval(tmp_path, capsys):
+    run = tmp_path / "run"
+    status, _, err = _cli(["train", *CLI_MODEL, "--data", CLI_DATA, "--epochs", 1, "--batch-size", 4,
+                           "--out", run, "--quiet"], capsys)
+    assert status == 0, err
+    status, out, err = _cli(["export", run / "checkpoint.npz", tmp_path / "exported.pt"], capsys)
+    assert status == 0, err
+    assert "unet after 1 epoch(s)" in out and "optimizer adam" in out
+    exported = torch.load(tmp_path / "exported.pt", weights_only=True)
+    saved = mts.load(run / "checkpoint.npz")
+    assert list(exported["state_dict"]) == list(saved["model_state"])
+    for key, value in saved["model_state"].items():
+        np.testing.assert_array_equal(exported["state_dict"][key].numpy(), value, err_msg=key)
+
+    torch_metrics = _torch_epoch_and_metrics(tmp_path / "exported.pt", tmp_path / "trained.pt")
+
+    (tmp_path / "back").mkdir()
+    back = tmp_path / "back" / "checkpoint.npz"
+    status, out, err = _cli(["import", tmp_path / "trained.pt", back], capsys)
+    assert status == 0, err
+    assert "unet after 2 epoch(s)" in out
+    status, out, err = _cli(["eval", back, "--split", "val", "--quiet"], capsys)
+    assert status == 0, err
+    printed = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.startswith(("mIoU", "pixel"))}
+    assert printed == {"mIoU": f"{torch_metrics['miou']:.4f}", "pixel": f"{torch_metrics['pixel_accuracy']:.4f}"}
+    from minitorchseg.data.spec import open_split
+    from minitorchseg.train import evaluate, load_checkpoint
+
+    model, ckpt = load_checkpoint(back)
+    results = evaluate(model, open_split(CLI_DATA, "val"), mean=ckpt["data"]["mean"], std=ckpt["data"]["std"])
+    np.testing.assert_array_equal(results["matrix"], torch_metrics["matrix"])
+    # the PyTorch optimiser state came back: the run continues here
+    status, _, err = _cli(["train", "--out", tmp_path / "back", "--resume", "--epochs", 3, "--quiet"], capsys)
+    assert status == 0, err
+    assert mts.load(back)["epoch"] == 3
+
+
+def test_cli_export_and_import_errors(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert _cli(["train", *CLI_MODEL, "--data", CLI_DATA, "--epochs", 1, "--batch-size", 4, "--out", run,
+                 "--quiet"], capsys)[0] == 0
+    ckpt = mts.load(run / "checkpoint.npz")
+    status, _, err = _cli(["export", run / "checkpoint.npz", run / "checkpoint.npz"], capsys)
+    assert status == 1 and "exists already: pass --force" in err
+    foreign = dict(ckpt, model={"name": "mask_rcnn", "kwargs": {"num_classes": 3}})
+    mts.save(foreign, tmp_path / "foreign.npz")
+    status, _, err = _cli(["export", tmp_path / "foreign.npz", tmp_path / "f.pt"], capsys)
+    assert status == 1 and "holds a 'mask_rcnn' model, which has no PyTorch twin" in err
+    broken = dict(ckpt, model_state={k: v for k, v in ckpt["model_state"].items() if k != "outc.bias"})
+    mts.save(broken, tmp_path / "broken.npz")
+    status, _, err = _cli(["export", tmp_path / "broken.npz", tmp_path / "b.pt"], capsys)
+    assert status == 1 and "outc.bias" in err
+    assert _cli(["export", run / "checkpoint.npz", tmp_path / "ok.pt"], capsys)[0] == 0
+    obj = torch.load(tmp_path / "ok.pt", weights_only=True)
+    obj["state_dict"]["inc.0.weight"] = torch.zeros(1)
+    torch.save(obj, tmp_path / "misshaped.pt")
+    status, _, err = _cli(["import", tmp_path / "misshaped.pt", tmp_path / "m.npz"], capsys)
+    assert status == 1 and "'inc.0.weight' has shape (1,) in the state dict" in err
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    status, _, err = _cli(["import", tmp_path / "other.pt", tmp_path / "o.npz"], capsys)
+    assert status == 1 and "not a minitorchseg PyTorch checkpoint" in err
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    status, _, err = _cli(["import", tmp_path / "junk.pt", tmp_path / "j.npz"], capsys)
+    assert status == 1 and "cannot be read by torch.load" in err
+    assert not any((tmp_path / name).exists() for name in ("f.pt", "b.pt", "m.npz", "o.npz", "j.npz"))
+    monkeypatch.setitem(sys.modules, "torch", None)   # as if PyTorch were not installed
+    monkeypatch.delitem(sys.modules, "minitorchseg.export")
+    monkeypatch.delattr(mts, "export")
+    status, _, err = _cli(["export", run / "checkpoint.npz", tmp_path / "t.pt"], capsys)
+    assert status == 1 and 'pip install "minitorchseg[torch]"' in err
