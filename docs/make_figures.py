@@ -47,16 +47,17 @@ import minitorchseg.functional as F  # noqa: E402
 from minitorchseg import ops  # noqa: E402
 from minitorchseg.autograd import _topological_order  # noqa: E402
 from minitorchseg.data import SyntheticShapes  # noqa: E402
+from minitorchseg.data.weights import median_frequency_weights  # noqa: E402
 from minitorchseg.kmeans import kmeans  # noqa: E402
-from minitorchseg.metrics import binary_metrics  # noqa: E402
+from minitorchseg.metrics import ConfusionMatrix, binary_metrics  # noqa: E402
 from minitorchseg.models import fcn8s, segnet, summary, unet  # noqa: E402
 from minitorchseg.models.fcn import bilinear_kernel  # noqa: E402
 
 __all__ = [
-    "FIGURES", "SEED_TRUE", "SEED_PRED", "main",
+    "FIGURES", "SEED_TRUE", "SEED_PRED", "main", "roi_stride32_errors", "street_example",
     "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_transposed_views", "fig_unpool", "fig_bilinear",
-    "fig_bilinear_weights",
-    "fig_roi_align", "fig_roi_stride32", "roi_stride32_errors", "fig_nms", "fig_metrics", "fig_kmeans", "fig_models",
+    "fig_bilinear_weights", "fig_roi_align", "fig_roi_stride32", "fig_nms", "fig_metrics", "fig_metrics_multiclass",
+    "fig_kmeans", "fig_models",
 ]
 
 FIGURE_DIR = Path(__file__).resolve().parent / "figures"
@@ -871,6 +872,124 @@ def fig_metrics(out_dir: Path = FIGURE_DIR) -> Path:
     return _save(fig, out_dir, "metrics")
 
 
+STREET_CLASSES = ("road", "building", "car", "pole")
+STREET_COLOURS = ListedColormap(["#804080", "#808080", "#40008f", "#c0c080"])     # CamVid's palette for these four
+
+
+def street_example():
+    """An imbalanced 4-class 24×32 label map (road, building, a car, a 1-pixel pole) and a prediction of it.
+
+    The prediction gets road and building right, misses the car's right 2 columns
+    (predicted road) and the whole pole (predicted building, its foot road).
+    Returns ``(truth, pred, logits)``; ``logits (1, 4, 24, 32)`` is a model's output
+    whose argmax is ``pred``: 3 for the predicted class, 0 elsewhere, and on the
+    pole 1.2 for the pole class (the model hesitates, but building wins).
+    """
+    truth = np.zeros((24, 32), dtype=np.int64)
+    truth[:10] = 1
+    truth[13:19, 4:14] = 2
+    truth[3:22, 24] = 3
+    pred = truth.copy()
+    pred[truth == 3] = 1
+    pred[21, 24] = 0
+    pred[13:19, 12:14] = 0
+    logits = np.where(np.arange(4)[:, None, None] == pred[None], 3.0, 0.0)[None]
+    logits[0, 3][truth == 3] = 1.2
+    return truth, pred, logits
+
+
+def fig_metrics_multiclass(out_dir: Path = FIGURE_DIR) -> Path:
+    """The output step, an imbalanced example (pixel accuracy vs mIoU vs fwIoU), class weights, Dice vs IoU.
+
+    Every number the metrics page quotes about this example is asserted here:
+    the metrics from ``ConfusionMatrix``, the median-frequency weights from
+    ``median_frequency_weights``, the pole's share of the (weighted) cross-entropy
+    from ``F.cross_entropy``, and the gradient that ``F.dice_loss`` and
+    ``F.cross_entropy`` put on four missed pixels of a small and of a large object.
+    """
+    truth, pred, logits = street_example()
+    x = _t64(logits)
+    assert np.array_equal(F.argmax(x, dim=1).numpy()[0], pred), "prediction = argmax over the class channels"
+    probs = F.softmax(x, dim=1).numpy()[0]
+    pole_pixel = (12, 24)
+    p_pole = probs[:, pole_pixel[0], pole_pixel[1]]
+    assert np.allclose(p_pole.sum(), 1.0) and p_pole.argmax() == 1
+    target = mts.tensor(truth[None])
+    per_pixel = F.cross_entropy(x, target, reduction="none").numpy()[0]
+    assert np.allclose(per_pixel, -np.log(np.take_along_axis(probs, truth[None], 0)[0])), "CE = −log p(true class)"
+    assert np.isclose(per_pixel[pole_pixel], -np.log(np.exp(1.2) / (2 + np.exp(3) + np.exp(1.2))))   # 2.035
+
+    cm = ConfusionMatrix(4)
+    cm.update(pred, truth)
+    m = cm.compute()
+    assert np.allclose(np.round(m["iou"], 3), [0.967, 0.946, 0.8, 0.0])
+    assert (round(m["pixel_accuracy"], 3), round(m["mean_accuracy"], 3), round(m["miou"], 3), round(m["fwiou"], 3)) \
+        == (0.96, 0.7, 0.678, 0.921)
+    support = np.bincount(truth.ravel(), minlength=4)
+    assert support.tolist() == [376, 313, 60, 19]
+
+    weights = median_frequency_weights(truth, 4)
+    assert np.allclose(np.round(weights, 2), [0.50, 0.60, 3.11, 9.82])
+    weighted = F.cross_entropy(x, target, weight=_t64(weights), reduction="none").numpy()[0]
+    pole = truth == 3
+    share, share_weighted = per_pixel[pole].sum() / per_pixel.sum(), weighted[pole].sum() / weighted.sum()
+    assert (round(share, 2), round(share_weighted, 2)) == (0.22, 0.67), (share, share_weighted)
+
+    # Dice vs IoU: per image one is a function of the other; as losses, Dice weighs a small object's pixels more.
+    assert np.allclose(m["dice"], 2 * m["iou"] / (1 + m["iou"]))
+    two = np.array([0.9, 0.2])                    # two images' IoU: mean IoU 0.55, mean Dice 0.64
+    assert (round(two.mean(), 2), round(float(np.mean(2 * two / (1 + two))), 2)) == (0.55, 0.64)
+    small = np.zeros((1, 32, 32), dtype=np.int64)
+    small[0, 4:20, 4:20] = 1                      # a 16×16 object
+    small[0, 25:27, 25:27] = 2                    # a 2×2 object
+    guess = small.copy()
+    guess[0, 25:27, 25:27] = 0                    # the small object missed (4 pixels)
+    guess[0, 4:6, 4:6] = 0                        # 4 pixels of the large one missed
+    ratios = {}
+    for name, loss_fn in (("cross_entropy", F.cross_entropy), ("dice_loss", F.dice_loss)):
+        z = mts.tensor(np.where(np.arange(3)[None, :, None, None] == guess[:, None], 3.0, 0.0), requires_grad=True)
+        loss_fn(z, mts.tensor(small)).backward()
+        g = np.abs(z.grad.numpy()[0]).sum(axis=0)
+        ratios[name] = g[25:27, 25:27].sum() / g[4:6, 4:6].sum()
+    assert np.isclose(ratios["cross_entropy"], 1.0) and round(ratios["dice_loss"]) == 14, ratios
+
+    fig = Figure(figsize=(11, 3.6))
+    axes = fig.subplots(1, 4, gridspec_kw=dict(width_ratios=[1, 1, 1.05, 1.15]))
+    for ax, labels, title in ((axes[0], truth, "truth (24×32)"), (axes[1], pred, "prediction = argmax of the logits")):
+        ax.imshow(labels, cmap=STREET_COLOURS, vmin=-0.5, vmax=3.5, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        _no_ticks(ax)
+    axes[1].plot(pole_pixel[1], pole_pixel[0], "o", mfc="none", mec="w", ms=8, mew=1.5)
+    for c, name in enumerate(STREET_CLASSES):
+        axes[0].text(33, 2 + 5 * c, f"■ {name} ({support[c]} px)", color=STREET_COLOURS(c), fontsize=8, va="center")
+    ax = axes[2]
+    bars = ax.bar(range(4), p_pole, color=[STREET_COLOURS(c) for c in range(4)])
+    bars[3].set_hatch("//")
+    for c in range(4):
+        ax.text(c, p_pole[c] + 0.02, f"z={logits[0, c, pole_pixel[0], pole_pixel[1]]:g}\np={p_pole[c]:.2f}",
+                ha="center", fontsize=7.5)
+    ax.set_xticks(range(4))
+    ax.set_xticklabels(STREET_CLASSES, fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title(f"the circled pole pixel: softmax of its logits z;\nargmax = building, CE = −log p(pole) = "
+                 f"{per_pixel[pole_pixel]:.2f}", fontsize=8.5)
+    ax = axes[3]
+    ax.barh(range(4), m["iou"], color=[STREET_COLOURS(c) for c in range(4)])
+    for c in range(4):
+        ax.text(m["iou"][c] + 0.02, c, f"IoU {m['iou'][c]:.3f}   weight {weights[c]:.2f}", va="center", fontsize=7.5)
+    ax.set_yticks(range(4))
+    ax.set_yticklabels(STREET_CLASSES, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.9)
+    ax.set_xticks([0, 0.5, 1])
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_title(f"pixel acc {m['pixel_accuracy']:.3f}  mean acc {m['mean_accuracy']:.3f}\n"
+                 f"mIoU {m['miou']:.3f}  fwIoU {m['fwiou']:.3f}", fontsize=8.5)
+    fig.tight_layout()
+    return _save(fig, out_dir, "metrics_multiclass")
+
+
 # --------------------------------------------------------------------------------------------- 9. K-means
 def fig_kmeans(out_dir: Path = FIGURE_DIR) -> Path:
     """matplotlib's Grace Hopper photo (downsampled to 128x150) and its k = 5 colour clusters from ``kmeans``."""
@@ -966,6 +1085,7 @@ FIGURES: dict[str, Callable[[Path], Path]] = {
     "roi_stride32": fig_roi_stride32,
     "nms": fig_nms,
     "metrics": fig_metrics,
+    "metrics_multiclass": fig_metrics_multiclass,
     "kmeans": fig_kmeans,
     "models": fig_models,
 }
