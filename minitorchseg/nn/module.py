@@ -66,6 +66,8 @@ class Module:
             return
         for table in (self._parameters, self._buffers, self._modules):
             table.pop(name, None)
+        if isinstance(value, (Parameter, Module)):  # a plain attribute of that name (e.g. None) would shadow it
+            self.__dict__.pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
