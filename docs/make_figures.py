@@ -992,10 +992,17 @@ def fig_metrics_multiclass(out_dir: Path = FIGURE_DIR) -> Path:
 
 # --------------------------------------------------------------------------------------------- 9. K-means
 def fig_kmeans(out_dir: Path = FIGURE_DIR) -> Path:
-    """matplotlib's Grace Hopper photo (downsampled to 128x150) and its k = 5 colour clusters from ``kmeans``."""
+    """Grace Hopper's photo (150×128, H×W) in k = 5 colour clusters; pick a cluster, make the mask, paste.
+
+    Top: the photo, each pixel painted with its cluster's centre, the centres.
+    Bottom, the lecture's steps: pick the background cluster (the one that fills
+    the right-hand column), the mask of every other pixel, and the kept pixels
+    pasted on a new background.
+    """
     with Image.open(get_sample_data("grace_hopper.jpg", asfileobj=False)) as photo:
-        rgb = np.asarray(photo.convert("RGB").resize((128, 150), Image.BILINEAR), dtype=np.float64)
+        rgb = np.asarray(photo.convert("RGB").resize((128, 150), Image.BILINEAR), dtype=np.float64)   # (W, H)
     h, w, _ = rgb.shape
+    assert (h, w) == (150, 128)
     labels, centers = kmeans(rgb.reshape(-1, 3), 5, iters=30, seed=0)
     order = np.argsort(centers.sum(axis=1))  # dark to light, for a stable legend
     rank = np.empty_like(order)
@@ -1004,13 +1011,35 @@ def fig_kmeans(out_dir: Path = FIGURE_DIR) -> Path:
     fractions = np.bincount(labels, minlength=5) / labels.size
     assert np.isclose(fractions.sum(), 1.0) and np.all(fractions > 0)
 
-    fig = Figure(figsize=(8.8, 3.5))
-    axes = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=[1, 1, 0.9]))
+    label_map = labels.reshape(h, w)
+    background = int(np.bincount(label_map[:, -1], minlength=5).argmax())
+    assert background == 2 and centers[background].argmax() == 2, "the blue backdrop is cluster 2"
+    keep = label_map != background
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    new_background = np.stack([230 - 60 * yy, 150 + 80 * xx * (1 - yy), 60 + 40 * yy], axis=-1)
+    pasted = np.where(keep[..., None], rgb, new_background)
+    assert np.array_equal(pasted[keep], rgb[keep]) and np.array_equal(pasted[~keep], new_background[~keep])
+    assert round(float(keep.mean()), 2) == 0.80, keep.mean()
+
+    fig = Figure(figsize=(8.8, 6.8))
+    axes = fig.subplots(2, 3, gridspec_kw=dict(width_ratios=[1, 1, 0.9]))
+    bottom = axes[1]
+    axes = axes[0]
     axes[0].imshow(rgb.astype(np.uint8), interpolation="nearest")
-    axes[0].set_title(f"photo ({h}×{w}, {h * w} RGB points)", fontsize=9)
+    axes[0].set_title(f"photo, H×W = {h}×{w}\n({h * w} RGB points)", fontsize=9)
     axes[1].imshow(centers[labels].reshape(h, w, 3).astype(np.uint8), interpolation="nearest")
     axes[1].set_title("each pixel → its cluster's centre colour", fontsize=9)
     for ax in axes[:2]:
+        _no_ticks(ax)
+    picked = np.where(keep[..., None], 0.35 * centers[label_map] + 150, centers[label_map])
+    bottom[0].imshow(picked.astype(np.uint8), interpolation="nearest")
+    bottom[0].set_title(f"1. pick cluster {background} (the blue backdrop:\nit fills the right-hand column)",
+                        fontsize=9)
+    bottom[1].imshow(keep, cmap="gray", interpolation="nearest")
+    bottom[1].set_title(f"2. the mask: label ≠ {background}\n({keep.mean():.0%} of the pixels kept)", fontsize=9)
+    bottom[2].imshow(pasted.astype(np.uint8), interpolation="nearest")
+    bottom[2].set_title("3. paste the kept pixels\non a new background", fontsize=9)
+    for ax in bottom:
         _no_ticks(ax)
     ax = axes[2]
     for j, (centre, share) in enumerate(zip(centers, fractions)):
