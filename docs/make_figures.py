@@ -55,7 +55,7 @@ from minitorchseg.models.fcn import bilinear_kernel  # noqa: E402
 
 __all__ = [
     "FIGURES", "SEED_TRUE", "SEED_PRED", "main", "roi_stride32_errors", "street_example",
-    "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_transposed_views", "fig_unpool", "fig_bilinear",
+    "fig_tasks", "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_transposed_views", "fig_unpool", "fig_bilinear",
     "fig_bilinear_weights", "fig_roi_align", "fig_roi_stride32", "fig_nms", "fig_metrics", "fig_metrics_multiclass",
     "fig_kmeans", "fig_models",
 ]
@@ -102,6 +102,81 @@ def _pixel_grid(ax, h: int, w: int, colour: str = "0.6") -> None:
 def _no_ticks(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+# --------------------------------------------------------------------------------------------- 0. the four tasks
+def fig_tasks(out_dir: Path = FIGURE_DIR) -> Path:
+    """Classification, detection, semantic and instance segmentation of one SyntheticShapes image, with label grids.
+
+    The image has two overlapping squares and a triangle: the semantic map paints
+    both squares with one class (they merge into one region), the instance map
+    gives each its own id. The bottom row zooms on the pixels where the two
+    squares meet and writes every pixel's label: class index, then instance id.
+    """
+    ds = SyntheticShapes(num_images=1, size=(48, 48), seed=11, min_objects=3, max_objects=3, min_size=12,
+                         max_size=22, noise=2.0)
+    image, semantic = ds[0]
+    inst = ds.instances(0)
+    masks, boxes, labels = inst["masks"], inst["boxes"], inst["labels"]
+    instance = np.zeros(semantic.shape, dtype=np.int64)
+    for k, mask in enumerate(masks, start=1):
+        instance[mask] = k
+    assert labels.tolist() == [2, 2, 3], labels
+    assert np.array_equal(semantic, np.where(instance > 0, labels[np.maximum(instance, 1) - 1], 0)), \
+        "the semantic map is the instance map with each id replaced by its class"
+    touching = (instance[:, :-1] == 1) & (instance[:, 1:] == 2) | (instance[:, :-1] == 2) & (instance[:, 1:] == 1)
+    assert touching.any(), "the two squares meet: one semantic region, two instances"
+    pixels = np.bincount(semantic.ravel(), minlength=4)
+    image_label = int(np.argmax(pixels[1:]) + 1)
+    assert image_label == 2
+    names = SyntheticShapes.class_names
+    palette = ListedColormap(np.asarray(SyntheticShapes.palette, dtype=np.float64)[:4] / 255.0)
+    instance_colours = ListedColormap(["#000000", "#ffd166", "#06d6a0", "#ef476f"])
+
+    rows, cols = np.nonzero(touching)
+    cy, cx = int(np.median(rows)), int(np.median(cols))
+    r0, c0 = min(max(cy - 5, 0), 48 - 11), min(max(cx - 5, 0), 48 - 11)
+    crop = (slice(r0, r0 + 11), slice(c0, c0 + 11))
+
+    fig = Figure(figsize=(11, 6.4))
+    grid = fig.add_gridspec(2, 4, height_ratios=[1.0, 1.25])
+    ax = fig.add_subplot(grid[0, 0])
+    ax.imshow(image, interpolation="nearest")
+    ax.set_title(f"classification: one label\nfor the image: \"{names[image_label]}\"", fontsize=9)
+    _no_ticks(ax)
+    ax = fig.add_subplot(grid[0, 1])
+    ax.imshow(image, interpolation="nearest")
+    for (x1, y1, x2, y2), label in zip(boxes, labels):
+        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="w", lw=1.8))
+        ax.text(x1 - 0.5, y1 - 1.0, names[label], fontsize=7.5, color="k", bbox=dict(fc="w", ec="none", pad=1))
+    ax.set_title("detection: a box and a class\nper object", fontsize=9)
+    _no_ticks(ax)
+    ax = fig.add_subplot(grid[0, 2])
+    ax.imshow(semantic, cmap=palette, vmin=-0.5, vmax=3.5, interpolation="nearest")
+    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), 11, 11, fill=False, ec="w", lw=1.2, ls="--"))
+    ax.set_title("semantic segmentation: a class\nper pixel (the squares merge)", fontsize=9)
+    _no_ticks(ax)
+    ax = fig.add_subplot(grid[0, 3])
+    ax.imshow(instance, cmap=instance_colours, vmin=-0.5, vmax=3.5, interpolation="nearest")
+    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), 11, 11, fill=False, ec="w", lw=1.2, ls="--"))
+    ax.set_title("instance segmentation: a class and\nan object id per pixel", fontsize=9)
+    _no_ticks(ax)
+    grids = (
+        (semantic[crop], palette, "the dashed crop, semantic labels\n(0 background, 1 circle, 2 square, 3 triangle)"),
+        (instance[crop], instance_colours, "the same crop, instance ids\n(0 none; 1, 2 the squares, 3 the triangle)"),
+    )
+    for col, (array, cmap, title) in enumerate(grids):
+        ax = fig.add_subplot(grid[1, 2 * col:2 * col + 2])
+        ax.imshow(array, cmap=cmap, vmin=-0.5, vmax=3.5, interpolation="nearest", alpha=0.75)
+        _annotate(ax, array, "{:d}", size=8, dark=array == 0)
+        _pixel_grid(ax, 11, 11, "0.5")
+        ax.set_xticks(range(11))
+        ax.set_xticklabels(range(c0, c0 + 11), fontsize=6)
+        ax.set_yticks(range(11))
+        ax.set_yticklabels(range(r0, r0 + 11), fontsize=6)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_dir, "tasks")
 
 
 # --------------------------------------------------------------------------------------------- 1. autograd
@@ -1103,6 +1178,7 @@ def fig_models(out_dir: Path = FIGURE_DIR) -> Path:
 
 
 FIGURES: dict[str, Callable[[Path], Path]] = {
+    "tasks": fig_tasks,
     "autograd": fig_autograd,
     "im2col": fig_im2col,
     "checkerboard": fig_checkerboard,
