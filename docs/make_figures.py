@@ -136,6 +136,7 @@ def fig_tasks(out_dir: Path = FIGURE_DIR) -> Path:
     rows, cols = np.nonzero(touching)
     cy, cx = int(np.median(rows)), int(np.median(cols))
     r0, c0 = min(max(cy - 5, 0), 48 - 11), min(max(cx - 5, 0), 48 - 11)
+    assert (r0, c0) == (19, 23), (r0, c0)                     # quoted on the page
     crop = (slice(r0, r0 + 11), slice(c0, c0 + 11))
 
     fig = Figure(figsize=(11, 6.4))
