@@ -10,6 +10,11 @@
     minitorchseg kmeans photo.jpg --k 5 --out clusters
     minitorchseg export runs/camvid/checkpoint.npz camvid.pt     # continue in PyTorch (needs minitorchseg[torch])
     minitorchseg import camvid.pt runs/camvid-torch/checkpoint.npz
+    minitorchseg train --model maskrcnn --data dsb2018:data/dsb2018 --out runs/nuclei   # instance segmentation
+    minitorchseg demo --task instance                   # Mask R-CNN on synthetic shapes (see cli_instance)
+
+eval and predict recognise an instance checkpoint and print COCO AP / draw instances
+(:mod:`minitorchseg.cli_instance`).
 
 Each subcommand checks its inputs (data spec, model name, checkpoint, image files)
 before it writes anything; a problem is one line on stderr and exit status 1.
@@ -127,10 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model. Without --resume, --model and --data are required. With "
                        "--resume the run continues from OUT/checkpoint.npz with its own settings; only --epochs "
                        "(the new total), --device and --eval-batch-size may change.")
-    p.add_argument("--model", help="model name (unet, fcn8s, fcn16s, fcn32s, segnet, segnet_basic)")
+    p.add_argument("--model", help="model name (unet, fcn8s, fcn16s, fcn32s, segnet, segnet_basic; maskrcnn for "
+                   "instance segmentation)")
     p.add_argument("--model-arg", type=_model_arg, action="append", default=None, metavar="KEY=VALUE",
                    help="a model constructor argument, e.g. base_channels=16 (repeatable)")
-    p.add_argument("--data", help="shapes[:key=value,...] | camvid:PATH | voc:PATH | folder:IMAGES,MASKS")
+    p.add_argument("--data", help="shapes[:key=value,...] | camvid:PATH | voc:PATH | folder:IMAGES,MASKS; instance "
+                   "models: shapes | dsb2018:PATH | coco:IMAGES,ANNOTATIONS.json[,VAL_IMAGES,VAL_ANNOTATIONS.json]")
     p.add_argument("--epochs", type=_positive_int, default=None, help=f"total number of epochs (default {_D.epochs})")
     p.add_argument("--batch-size", type=_positive_int, default=None, help=f"default {_D.batch_size}")
     p.add_argument("--eval-batch-size", type=_positive_int, default=None, help="default: --batch-size")
@@ -151,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--vflip", action="store_true", default=None, help="instance models: random vertical flips too")
+    p.add_argument("--color-jitter", type=float, default=None, metavar="A",
+                   help="instance models: random brightness, contrast and saturation factors in [1 - A, 1 + A]")
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help="instance models: linear learning-rate warm-up over this many steps (default 100)")
 
     p = sub.add_parser("eval", help="per-class metrics of a checkpoint on a data split")
     p.add_argument("checkpoint")
@@ -160,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=8)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--score-threshold", type=float, default=0.5,
+                   help="instance models: detections scored below are left out of the nuclei score (default 0.5)")
 
     p = sub.add_parser("predict", help="colour masks and overlays of images, as PNG")
     p.add_argument("checkpoint")
@@ -168,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="fail unless the checkpoint holds this model")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the mask (default 0.5)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--score-threshold", type=float, default=0.5,
+                   help="instance models: draw the detections scored at least this (default 0.5)")
 
     p = sub.add_parser("kmeans", help="K-means colour segmentation of a photo: one PNG per cluster")
     p.add_argument("image", nargs="?", default=None, help="an image (default: matplotlib's grace_hopper.jpg)")
@@ -179,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train a small U-Net on synthetic shapes; figure, metrics and checkpoint")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) that exercises every step")
+    p.add_argument("--task", choices=("semantic", "instance"), default="semantic",
+                   help="semantic: U-Net (default); instance: Mask R-CNN, COCO mask AP")
     p.add_argument("--epochs", type=_positive_int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -267,6 +285,11 @@ def _normalisation(spec) -> tuple:
 
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
+    from minitorchseg.cli_instance import cmd_train_instance, refuse_instance_options, wants_instance_training
+
+    if wants_instance_training(args):
+        return cmd_train_instance(args)
+    refuse_instance_options(args)
     settings = _resolve_train_settings(args)
     spec = parse_data_spec(settings["data"])
     out = args.out if args.out is not None else os.path.join("runs", settings["model"])
@@ -312,6 +335,10 @@ def _metrics_text(results: dict, class_names) -> str:
 
 
 def cmd_eval(args) -> int:
+    from minitorchseg.cli_instance import cmd_eval_instance, is_instance_checkpoint
+
+    if is_instance_checkpoint(args.checkpoint):
+        return cmd_eval_instance(args)
     model, ckpt = load_checkpoint(args.checkpoint, device=args.device, model_name=args.model)
     info = ckpt["data"]
     text = args.data if args.data is not None else info.get("spec")
@@ -349,6 +376,10 @@ def _save_png(path: str, array: np.ndarray) -> None:
 
 
 def cmd_predict(args) -> int:
+    from minitorchseg.cli_instance import cmd_predict_instance, is_instance_checkpoint
+
+    if is_instance_checkpoint(args.checkpoint):
+        return cmd_predict_instance(args)
     missing = [p for p in args.images if not os.path.isfile(p)]
     if missing:
         raise CommandError(f"image not found: {', '.join(repr(p) for p in missing)}")
@@ -442,6 +473,10 @@ def demo_figure(path, images, truths, predictions, palette, class_names) -> None
 
 
 def cmd_demo(args) -> int:
+    if args.task == "instance":
+        from minitorchseg.cli_instance import cmd_demo_instance
+
+        return cmd_demo_instance(args)
     started = time.perf_counter()
     preset = DEMO_SETTINGS["quick" if args.quick else "full"]
     epochs = args.epochs if args.epochs is not None else preset["epochs"]

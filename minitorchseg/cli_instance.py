@@ -1,0 +1,283 @@
+"""The instance segmentation side of the ``minitorchseg`` command (see :mod:`minitorchseg.cli`).
+
+::
+
+    minitorchseg train --model maskrcnn --data dsb2018:PATH --epochs 20 --out runs/nuclei
+    minitorchseg train --out runs/nuclei --resume --epochs 30
+    minitorchseg eval runs/nuclei/checkpoint.npz            # COCO box/mask AP table and the nuclei score
+    minitorchseg predict runs/nuclei/checkpoint.npz cells.png --out predictions
+    minitorchseg demo --task instance [--quick]
+
+``train`` goes here when ``--model`` names an instance model, or on ``--resume`` when
+the checkpoint holds one; ``eval`` and ``predict`` when the checkpoint does. A
+semantic checkpoint where an instance one is needed, or the reverse, is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from minitorchseg.data.base import read_image
+from minitorchseg.data.coco import coco_detections
+from minitorchseg.data.spec import SPLITS, open_instance_split, parse_data_spec
+from minitorchseg.metrics_instance import format_coco_table
+from minitorchseg.models import list_models
+from minitorchseg.random import manual_seed
+from minitorchseg.serialization import atomic_write
+from minitorchseg.train import CHECKPOINT_NAME, build_model, check_checkpoint_model, read_checkpoint
+from minitorchseg.train.instance import (
+    INSTANCE_TASK,
+    InstanceTrainConfig,
+    checkpoint_task,
+    draw_instances,
+    evaluate_instance,
+    is_instance_model,
+    load_instance_checkpoint,
+    predict_instance,
+    train_instance,
+)
+
+__all__ = ["INSTANCE_DEMO_SETTINGS", "INSTANCE_OPTIONS", "wants_instance_training", "is_instance_checkpoint",
+           "refuse_instance_options", "cmd_train_instance", "cmd_eval_instance", "cmd_predict_instance",
+           "cmd_demo_instance", "demo_instance_figure"]
+
+INSTANCE_OPTIONS = ("vflip", "color_jitter", "warmup_steps")
+_RESUMABLE = ("model", "data", "batch_size", "lr", "optimizer", "lr_schedule", "momentum", "weight_decay", "crop",
+              "resize", "flip", "seed", "vflip", "color_jitter", "warmup_steps")
+INSTANCE_DEMO_SETTINGS = {
+    "full": {"size": 64, "min_size": 12, "max_size": 28, "max_objects": 3, "train": 512, "val": 32, "test": 64,
+             "epochs": 6, "batch_size": 4, "lr": 0.02, "warmup_steps": 50, "model_kwargs": {}},
+    "quick": {"size": 32, "min_size": 8, "max_size": 14, "max_objects": 2, "train": 4, "val": 2, "test": 2,
+              "epochs": 1, "batch_size": 2, "lr": 0.01, "warmup_steps": 2, "model_kwargs": {}},
+}
+
+
+def _error(message: str):
+    from minitorchseg.cli import CommandError
+
+    return CommandError(message)
+
+
+def _checkpoint_path(args) -> str | None:
+    return None if args.out is None else os.path.join(args.out, CHECKPOINT_NAME)
+
+
+def wants_instance_training(args) -> bool:
+    """Whether ``minitorchseg train`` ``args`` describe an instance run: ``--model`` an instance model, or on
+    ``--resume`` a checkpoint of one (the checkpoint decides; ``--model`` must then agree)."""
+    path = _checkpoint_path(args)
+    if args.resume and path is not None and os.path.isfile(path):
+        ckpt = read_checkpoint(path)
+        instance = checkpoint_task(ckpt) == INSTANCE_TASK
+        if args.model is not None and is_instance_model(args.model) != instance:
+            kind = "an instance" if instance else "a semantic"
+            raise _error(f"{path!r} holds {kind} segmentation model ({ckpt['model']['name']!r}), not {args.model!r}")
+        return instance
+    return is_instance_model(args.model)
+
+
+def _resolve(args) -> dict:
+    """The run's settings: the command line's over :class:`InstanceTrainConfig`'s defaults, or on ``--resume`` the
+    checkpoint's (explicit values must agree)."""
+    if getattr(args, "class_weights", None) not in (None, "none"):
+        raise _error("--class-weights is for semantic models; Mask R-CNN's losses take no class weights")
+    defaults = {k: v for k, v in vars(InstanceTrainConfig()).items() if k not in ("epochs", "warmup_factor")}
+    given = {key: getattr(args, key, None) for key in defaults}
+    given.update(model=args.model, data=args.data)
+    if not args.resume:
+        if args.model is None or args.data is None:
+            raise _error("train needs --model and --data (or --resume to continue a run)")
+        settings = {key: (defaults[key] if given[key] is None else given[key]) for key in defaults}
+        settings.update(model=args.model, data=args.data, model_args=args.model_arg or [])
+        return settings
+    if args.out is None:
+        raise _error("train --resume needs --out, the folder holding checkpoint.npz")
+    path = _checkpoint_path(args)
+    ckpt = read_checkpoint(path)
+    if checkpoint_task(ckpt) != INSTANCE_TASK:
+        raise _error(f"{path!r} holds a semantic segmentation model; it cannot resume an instance run")
+    check_checkpoint_model(ckpt, path, args.model)
+    saved = dict(ckpt["config"])
+    saved["model"] = ckpt["model"]["name"]
+    for key in _RESUMABLE:
+        value = given.get(key)
+        ours = tuple(value) if isinstance(value, (list, tuple)) else value
+        theirs = saved.get(key)
+        theirs = tuple(theirs) if isinstance(theirs, (list, tuple)) else theirs
+        if value is not None and ours != theirs:
+            raise _error(f"--{key.replace('_', '-')} {value!r} differs from the checkpoint's {theirs!r}; a resumed "
+                         f"run keeps its settings (only --epochs and --device may change)")
+    settings = {key: saved.get(key) for key in _RESUMABLE}
+    settings["epochs"] = saved.get("epochs")
+    settings["model_kwargs"] = dict(ckpt["model"]["kwargs"])
+    return settings
+
+
+def cmd_train_instance(args) -> int:
+    from minitorchseg.cli import _model_kwargs
+
+    settings = _resolve(args)
+    spec = parse_data_spec(settings["data"])
+    out = args.out if args.out is not None else os.path.join("runs", settings["model"])
+    if not args.resume:
+        if settings["model"] not in list_models():
+            raise _error(f"unknown model {settings['model']!r}; known models: {', '.join(list_models())}")
+        if os.path.exists(os.path.join(out, CHECKPOINT_NAME)):
+            raise _error(f"{os.path.join(out, CHECKPOINT_NAME)!r} exists already: pass --resume to continue that "
+                         f"run, or choose another --out")
+    train_set = open_instance_split(spec, "train")
+    val_set = open_instance_split(spec, "val")
+    if len(train_set) == 0:
+        raise _error(f"--data {spec.text!r}: the training split is empty")
+    model_kwargs = settings.get("model_kwargs") or _model_kwargs(settings["model_args"], train_set.num_classes)
+    if model_kwargs["num_classes"] != train_set.num_classes:
+        raise _error(f"the checkpoint's model has {model_kwargs['num_classes']} classes (background counted) but "
+                     f"--data {spec.text!r} has {train_set.num_classes}")
+    manual_seed(int(settings["seed"]))
+    model = build_model(settings["model"], model_kwargs)
+    epochs = args.epochs if args.epochs is not None else int(settings.get("epochs") or InstanceTrainConfig.epochs)
+    print(f"training {settings['model']}({', '.join(f'{k}={v!r}' for k, v in model_kwargs.items())}) on "
+          f"{spec.text}: {len(train_set)} training, {len(val_set)} validation images; output in {out}")
+    train_instance(model, train_set, val_set, epochs=epochs, out_dir=out, model_name=settings["model"],
+                   model_kwargs=model_kwargs, batch_size=int(settings["batch_size"]), lr=float(settings["lr"]),
+                   optimizer=settings["optimizer"], momentum=float(settings["momentum"]),
+                   weight_decay=float(settings["weight_decay"]), lr_schedule=settings["lr_schedule"],
+                   crop=settings["crop"], resize=settings["resize"], flip=bool(settings["flip"]),
+                   vflip=bool(settings["vflip"]), color_jitter=float(settings["color_jitter"]),
+                   warmup_steps=int(settings["warmup_steps"]), device=args.device, seed=int(settings["seed"]),
+                   resume=args.resume, data_spec=spec.text, progress=not args.quiet)
+    return 0
+
+
+def cmd_eval_instance(args) -> int:
+    model, ckpt = load_instance_checkpoint(args.checkpoint, device=args.device, model_name=args.model)
+    info = ckpt["data"]
+    text = args.data if args.data is not None else info.get("spec")
+    if text is None:
+        raise _error(f"checkpoint {args.checkpoint!r} names no data set; pass --data")
+    spec = parse_data_spec(text)
+    data = open_instance_split(spec, args.split)
+    if data.num_classes != int(info["num_classes"]):
+        raise _error(f"--data {spec.text!r} has {data.num_classes} classes (background counted) but the "
+                     f"checkpoint's model predicts {info['num_classes']}")
+    results = evaluate_instance(model, data, device=args.device, score_threshold=args.score_threshold,
+                                progress=not args.quiet)
+    print(f"{ckpt['model']['name']} after {ckpt['epoch']} epoch(s), {spec.text} {args.split} ({len(data)} images)")
+    print(format_coco_table(results, nuclei=results["nuclei"]))
+    return 0
+
+
+def cmd_predict_instance(args) -> int:
+    from minitorchseg.cli import _output_stem, _save_png
+
+    missing = [p for p in args.images if not os.path.isfile(p)]
+    if missing:
+        raise _error(f"image not found: {', '.join(repr(p) for p in missing)}")
+    model, ckpt = load_instance_checkpoint(args.checkpoint, device=args.device, model_name=args.model)
+    images = [read_image(p) for p in args.images]
+    info = ckpt["data"]
+    class_names = list(info["class_names"])
+    category_ids = [int(c) for c in info["category_ids"]]
+    os.makedirs(args.out, exist_ok=True)
+    used: set = set()
+    predictions, entries = [], []
+    for image_id, (path, image) in enumerate(zip(args.images, images), start=1):
+        prediction = predict_instance(model, image, device=args.device)
+        stem = _output_stem(path, used)
+        _save_png(os.path.join(args.out, f"{stem}_instances.png"),
+                  draw_instances(image, prediction, class_names, args.score_threshold, args.alpha))
+        predictions.append(prediction)
+        entries.append({"id": image_id, "file_name": os.path.basename(path), "path": os.fspath(path),
+                        "height": int(image.shape[0]), "width": int(image.shape[1])})
+        shown = int(np.count_nonzero(prediction["scores"] >= args.score_threshold))
+        print(f"{path}: {shown} instance(s) with score >= {args.score_threshold:g} "
+              f"({len(prediction['scores'])} detections in all) -> {stem}_instances.png")
+    detections = coco_detections(predictions, [e["id"] for e in entries], category_ids)
+    payload = {"images": entries, "categories": [{"id": c, "name": n} for c, n in zip(category_ids, class_names[1:])],
+               "detections": detections}
+    text = json.dumps(payload)
+    atomic_write(os.path.join(args.out, "detections.json"), lambda fh: fh.write(text.encode("utf-8")))
+    print(f"wrote {len(images)} picture(s) and detections.json (COCO results under 'detections') to {args.out}")
+    return 0
+
+
+def demo_instance_figure(path, images, truths, predictions, class_names) -> None:
+    """A PNG grid: one row per image, columns input | truth | prediction (instances drawn by :func:`draw_instances`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = len(images)
+    fig = Figure(figsize=(7.5, 2.4 * rows + 0.3))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, 3, squeeze=False)
+    for r in range(rows):
+        truth = {"boxes": truths[r]["boxes"], "labels": truths[r]["labels"],
+                 "scores": np.ones(len(truths[r]["labels"])), "masks": truths[r]["masks"].astype(np.float32)}
+        pictures = (("input", images[r]), ("truth", draw_instances(images[r], truth, class_names)),
+                    ("prediction", draw_instances(images[r], predictions[r], class_names)))
+        for c, (title, picture) in enumerate(pictures):
+            ax = axes[r][c]
+            ax.imshow(picture, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title)
+    fig.tight_layout()
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
+
+
+def cmd_demo_instance(args) -> int:
+    started = time.perf_counter()
+    preset = INSTANCE_DEMO_SETTINGS["quick" if args.quick else "full"]
+    if "maskrcnn" not in list_models():
+        raise _error("demo --task instance needs the model 'maskrcnn' in the model registry; known models: "
+                     f"{', '.join(list_models())}")
+    epochs = args.epochs if args.epochs is not None else preset["epochs"]
+    options = ("size", "train", "val", "test", "min_size", "max_size", "max_objects")
+    spec = parse_data_spec("shapes:" + ",".join(f"{key}={preset[key]}" for key in options) + f",seed={args.seed}")
+    train_set, val_set, test_set = (open_instance_split(spec, split) for split in SPLITS)
+    model_kwargs = {"num_classes": train_set.num_classes, **preset["model_kwargs"]}
+    manual_seed(args.seed)
+    model = build_model("maskrcnn", model_kwargs)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"minitorchseg demo --task instance: Mask R-CNN ({n_params} parameters) finds each circle, square and "
+          f"triangle with its own mask")
+    print(f"data: {len(train_set)} training, {len(val_set)} validation and {len(test_set)} held-out test images, "
+          f"{preset['size']}x{preset['size']}; {epochs} epochs; output in {args.out}")
+    train_instance(model, train_set, val_set, epochs=epochs, out_dir=args.out, model_name="maskrcnn",
+                   model_kwargs=model_kwargs, batch_size=preset["batch_size"], lr=preset["lr"],
+                   warmup_steps=preset["warmup_steps"], flip=True, device=args.device, seed=args.seed,
+                   data_spec=spec.text, progress=not args.quiet)
+    results = evaluate_instance(model, test_set, device=args.device, progress=not args.quiet, desc="test")
+    header = f"held-out test set: {len(test_set)} images never seen in training"
+    table = format_coco_table(results, nuclei=results["nuclei"])
+    atomic_write(os.path.join(args.out, "metrics.txt"), lambda fh: fh.write(f"{header}\n{table}\n".encode()))
+    shown = list(range(min(4, len(test_set))))
+    images = [test_set[i][0] for i in shown]
+    truths = [test_set[i][1] for i in shown]
+    predictions = [predict_instance(model, image, device=args.device) for image in images]
+    demo_instance_figure(os.path.join(args.out, "demo.png"), images, truths, predictions, train_set.class_names)
+    print(header)
+    print(table)
+    print(f"held-out mask AP {results['segm']['AP']:.4f} (AP50 {results['segm']['AP50']:.4f}) in "
+          f"{time.perf_counter() - started:.0f} s")
+    print(f"wrote {os.path.join(args.out, 'demo.png')} (input | truth | prediction), metrics.txt, checkpoint.npz, "
+          f"metrics.csv, metrics.json and curve.png")
+    return 0
+
+
+def is_instance_checkpoint(path) -> bool:
+    """Whether ``path`` is a training checkpoint of an instance model (False for a missing file: the semantic
+    command then reports it)."""
+    return os.path.isfile(path) and checkpoint_task(read_checkpoint(path)) == INSTANCE_TASK
+
+
+def refuse_instance_options(args) -> None:
+    """A CommandError when a semantic ``train`` is given an option that only instance training takes."""
+    given = [f"--{key.replace('_', '-')}" for key in INSTANCE_OPTIONS if getattr(args, key, None) is not None]
+    if given:
+        raise _error(f"{', '.join(given)}: only for instance models (--model maskrcnn)")
