@@ -27,7 +27,7 @@ pytestmark = pytest.mark.cudasim
 
 # Column-block budgets: the default, and 1 byte (one image per block: the multi-block loop).
 cols_bytes = st.sampled_from([cuda_conv._COLS_BYTES, 1])
-few = settings(max_examples=8, deadline=None)
+few = settings(max_examples=20, deadline=None)
 
 
 def _torch_grads(fn, x, w, go):

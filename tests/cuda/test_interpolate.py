@@ -29,7 +29,7 @@ pytestmark = pytest.mark.cudasim
 
 # docs/semantics.md#tolerances, as in tests/kernels/test_interpolate.py.
 TORCH_TOL = {np.dtype(np.float64): dict(rtol=1e-12, atol=1e-12), np.dtype(np.float32): dict(rtol=1e-5, atol=1e-5)}
-few = settings(max_examples=12, deadline=None)
+few = settings(max_examples=30, deadline=None)
 
 
 @st.composite

@@ -26,7 +26,7 @@ from .common import assert_atomic_close, assert_same_as_cpu, dev, host
 
 pytestmark = pytest.mark.cudasim
 
-few = settings(max_examples=12, deadline=None)
+few = settings(max_examples=30, deadline=None)
 kinds = st.sampled_from(["normal", "ties", "special"])
 
 

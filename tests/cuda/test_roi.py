@@ -33,7 +33,7 @@ pytestmark = pytest.mark.cudasim
 
 # The CPU tests' RoIAlign backward tolerance against torchvision (docs/semantics.md#tolerances).
 BACKWARD_TOL = {np.dtype(np.float64): dict(rtol=1e-12, atol=1e-12), np.dtype(np.float32): dict(rtol=1e-6, atol=1e-6)}
-few = settings(max_examples=12, deadline=None)
+few = settings(max_examples=30, deadline=None)
 
 small_roi_geometries = st.fixed_dictionaries({
     "n": st.integers(1, 2), "c": st.integers(1, 2), "h": st.integers(1, 6), "w": st.integers(1, 6),
@@ -119,6 +119,54 @@ def test_roi_pool_round_half_away_example():
     rois = np.array([[0, 0.5, 0.5, 2.5, 2.5]], dtype=np.float32)
     out, argmax = gpu.roi_pool_forward(dev(x), dev(rois), (1, 1), 1.0)
     assert host(out).item() == 15.0 and host(argmax).item() == 15
+
+
+def _roi_pool_both_devices(x, rois, output_hw, go):
+    """RoIPool forward and backward on cuda, on the CPU kernels and in torchvision: ``[(out, argmax, grad)] * 3``."""
+    out, argmax = gpu.roi_pool_forward(dev(x), dev(rois), output_hw, 1.0)
+    grad = gpu.roi_pool_backward(dev(go), argmax, dev(rois), x.shape)
+    cpu_out, cpu_argmax = cpu.roi_pool_forward(x, rois, output_hw, 1.0)
+    cpu_grad = cpu.roi_pool_backward(go, cpu_argmax, rois, x.shape)
+    xt = torch.tensor(x, requires_grad=True)
+    expected, expected_argmax = torch.ops.torchvision.roi_pool(xt, torch.tensor(rois), 1.0, *output_hw)
+    expected.backward(torch.tensor(go))
+    return [(host(out), host(argmax), host(grad)), (cpu_out, cpu_argmax, cpu_grad),
+            (expected.detach().numpy(), expected_argmax.numpy(), xt.grad.numpy())]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_roi_pool_backward_with_the_maximum_at_the_first_and_last_pixel(dtype):
+    """The plane's first pixel (flat index 0) and last (H·W − 1) as bin maxima: their gradient is delivered."""
+    x = -np.arange(16, dtype=dtype).reshape(1, 1, 4, 4)  # decreasing: each bin's maximum is its first pixel
+    x[0, 0, 3, 3] = 100.0  # ... except the last bin's, the plane's last pixel
+    rois = np.array([[0, 0, 0, 3, 3]], dtype=dtype)
+    go = np.array([[[[1.5, 2.0], [3.0, 4.5]]]], dtype=dtype)
+    expected_grad = np.zeros((1, 1, 4, 4), dtype)
+    expected_grad.flat[[0, 2, 8, 15]] = [1.5, 2.0, 3.0, 4.5]
+    for name, (out, argmax, grad) in zip(("cuda", "cpu", "torchvision"), _roi_pool_both_devices(x, rois, (2, 2), go)):
+        np.testing.assert_array_equal(argmax, [[[[0, 2], [8, 15]]]], err_msg=name)
+        np.testing.assert_array_equal(out, [[[[0.0, -2.0], [-8.0, 100.0]]]], err_msg=name)
+        np.testing.assert_array_equal(grad, expected_grad, err_msg=name)
+    one_bin = np.array([[0, 0, 0, 0, 0]], dtype=dtype)  # a 1×1 box on pixel 0 alone
+    go = np.full((1, 1, 1, 1), 7.0, dtype)
+    results = _roi_pool_both_devices(x, one_bin, (1, 1), go)
+    for name, (out, argmax, grad) in zip(("cuda", "cpu", "torchvision"), results):
+        assert argmax.item() == 0 and out.item() == 0.0, name
+        assert grad[0, 0, 0, 0] == 7.0 and np.count_nonzero(grad) == 1, name
+
+
+def test_roi_pool_backward_skips_empty_bins():
+    """A box hanging off the map's corner: bins outside it are empty (output 0, argmax −1) and get no gradient."""
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    rois = np.array([[0, 3, 3, 5, 5], [0, -3, -3, 0, 0]], dtype=np.float64)
+    go = np.arange(1.0, 9.0).reshape(2, 1, 2, 2)
+    expected_grad = np.zeros((1, 1, 4, 4))
+    expected_grad[0, 0, 3, 3] = 1.0  # box 0: only bin (0, 0) sees a pixel (15)
+    expected_grad[0, 0, 0, 0] = 8.0  # box 1: only bin (1, 1) sees a pixel (0)
+    for name, (out, argmax, grad) in zip(("cuda", "cpu", "torchvision"), _roi_pool_both_devices(x, rois, (2, 2), go)):
+        np.testing.assert_array_equal(argmax, [[[[15, -1], [-1, -1]]], [[[-1, -1], [-1, 0]]]], err_msg=name)
+        np.testing.assert_array_equal(out, [[[[15.0, 0.0], [0.0, 0.0]]], [[[0.0, 0.0], [0.0, 0.0]]]], err_msg=name)
+        np.testing.assert_array_equal(grad, expected_grad, err_msg=name)
 
 
 def _random_boxes(seed, n, dtype, integer):
