@@ -7,6 +7,7 @@ Tensors or arrays and return the same kind, without gradient.
 """
 
 from .boxes import batched_nms, box_area, box_iou, clip_boxes_to_image, nms, remove_small_boxes
+from .feature_pyramid_network import FeaturePyramidNetwork
 from .misc import FrozenBatchNorm2d
 from .poolers import MultiScaleRoIAlign
 from .roi_align import RoIAlign, roi_align
@@ -15,5 +16,5 @@ from .roi_pool import RoIPool, roi_pool
 __all__ = [
     "roi_align", "RoIAlign", "roi_pool", "RoIPool",
     "nms", "batched_nms", "box_iou", "box_area", "clip_boxes_to_image", "remove_small_boxes",
-    "MultiScaleRoIAlign", "FrozenBatchNorm2d",
+    "MultiScaleRoIAlign", "FrozenBatchNorm2d", "FeaturePyramidNetwork",
 ]

@@ -1,13 +1,13 @@
-"""``FrozenBatchNorm2d``: batch norm with fixed statistics and affine parameters (torchvision's ``ops/misc.py``)."""
+"""``FrozenBatchNorm2d`` and ``Conv2dNormActivation`` (torchvision's ``ops/misc.py``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..nn import Module
+from ..nn import BatchNorm2d, Conv2d, Module, ReLU, Sequential
 from ..tensor import Tensor
 
-__all__ = ["FrozenBatchNorm2d"]
+__all__ = ["FrozenBatchNorm2d", "Conv2dNormActivation"]
 
 
 class FrozenBatchNorm2d(Module):
@@ -55,3 +55,31 @@ class FrozenBatchNorm2d(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
+
+
+class Conv2dNormActivation(Sequential):
+    """``Sequential(conv, norm, activation)``, torchvision's block, with its child names ``0``, ``1``, ``2``.
+
+    ``Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)``
+    with ``padding=None`` meaning ``(kernel_size − 1)//2 · dilation`` (size kept at
+    stride 1) and ``bias=None`` meaning "a bias only without a norm layer";
+    ``norm_layer(out_channels)`` and ``activation_layer()`` follow unless None.
+    E.g. the FPN's lateral ``Conv2dNormActivation(c, 256, 1, padding=0, norm_layer=None,
+    activation_layer=None)`` is one biased 1×1 conv with key ``0.weight``, ``0.bias``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, padding=None,
+                 groups: int = 1, norm_layer=BatchNorm2d, activation_layer=ReLU, dilation: int = 1,
+                 inplace: bool | None = True, bias: bool | None = None):
+        if padding is None:
+            padding = (kernel_size - 1) // 2 * dilation
+        if bias is None:
+            bias = norm_layer is None
+        layers = [Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation=dilation, groups=groups,
+                         bias=bias)]
+        if norm_layer is not None:
+            layers.append(norm_layer(out_channels))
+        if activation_layer is not None:
+            layers.append(activation_layer())
+        super().__init__(*layers)
+        self.out_channels = out_channels

@@ -7,6 +7,7 @@ weights copy across both ways.
 
 from ._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher
 from .anchor_utils import AnchorGenerator
+from .backbone_utils import BackboneWithFPN, group_norm_layer, resnet_fpn_backbone
 from .image_list import ImageList
 from .transform import GeneralizedRCNNTransform
 
@@ -17,4 +18,7 @@ __all__ = [
     "AnchorGenerator",
     "ImageList",
     "GeneralizedRCNNTransform",
+    "BackboneWithFPN",
+    "resnet_fpn_backbone",
+    "group_norm_layer",
 ]
