@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
 
 import minitorchseg as mts  # noqa: E402  (after the checkout is put on the path)
 import minitorchseg.functional as F  # noqa: E402
-from minitorchseg import ops  # noqa: E402
+from minitorchseg import nn, ops  # noqa: E402
 from minitorchseg.autograd import _topological_order  # noqa: E402
 from minitorchseg.data import SyntheticShapes  # noqa: E402
 from minitorchseg.data.weights import median_frequency_weights  # noqa: E402
@@ -57,7 +57,7 @@ __all__ = [
     "FIGURES", "SEED_TRUE", "SEED_PRED", "main", "roi_stride32_errors", "street_example",
     "fig_tasks", "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_transposed_views", "fig_unpool", "fig_bilinear",
     "fig_bilinear_weights", "fig_roi_align", "fig_roi_stride32", "fig_nms", "fig_metrics", "fig_metrics_multiclass",
-    "fig_kmeans", "fig_models",
+    "fig_kmeans", "fig_models", "fig_fcn_fc", "fig_fcn_skips", "fcn_skip_ceiling",
 ]
 
 FIGURE_DIR = Path(__file__).resolve().parent / "figures"
@@ -1132,6 +1132,137 @@ def fig_kmeans(out_dir: Path = FIGURE_DIR) -> Path:
     return _save(fig, out_dir, "kmeans")
 
 
+# --------------------------------------------------------------------------------------------- 11. FCN
+def fig_fcn_fc(out_dir: Path = FIGURE_DIR) -> Path:
+    """VGG's fc6 as a 7×7 convolution: the same weights reshaped give the same outputs, and a map on a larger input.
+
+    A ``Linear(C·7·7, O)`` on a flattened ``(C, 7, 7)`` pool5 map and a ``Conv2d(C, O, 7)``
+    whose weight is the Linear's reshaped to ``(O, C, 7, 7)`` (bias copied) give the
+    same ``O`` numbers; on a ``(C, 10, 12)`` map the convolution returns a 4×6 grid
+    of them, each equal to the Linear applied to that 7×7 window. fc7 (a Linear
+    ``O → O``) is a 1×1 convolution the same way.
+    """
+    c, o = 8, 16
+    rng = np.random.default_rng(5)
+    fc6 = nn.Linear(c * 7 * 7, o)
+    conv6 = nn.Conv2d(c, o, 7)
+    conv6.load_state_dict({"weight": fc6.weight.numpy().reshape(o, c, 7, 7), "bias": fc6.bias.numpy()})
+    fc7 = nn.Linear(o, o)
+    conv7 = nn.Conv2d(o, o, 1)
+    conv7.load_state_dict({"weight": fc7.weight.numpy().reshape(o, o, 1, 1), "bias": fc7.bias.numpy()})
+
+    pool5 = rng.standard_normal((1, c, 7, 7)).astype(np.float32)
+    as_linear = fc7(F.relu(fc6(mts.tensor(pool5.reshape(1, -1))))).numpy()[0]
+    as_conv = conv7(F.relu(conv6(mts.tensor(pool5)))).numpy()[0, :, 0, 0]
+    assert np.allclose(as_linear, as_conv, rtol=1e-5, atol=1e-5), "same weights, same outputs"
+
+    big = rng.standard_normal((1, c, 10, 12)).astype(np.float32)
+    score_map = conv7(F.relu(conv6(mts.tensor(big)))).numpy()[0]
+    assert score_map.shape == (o, 4, 6)
+    for y in range(4):
+        for x in range(6):
+            window = big[:, :, y:y + 7, x:x + 7].reshape(1, -1)
+            expected = fc7(F.relu(fc6(mts.tensor(window)))).numpy()[0]
+            assert np.allclose(score_map[:, y, x], expected, rtol=1e-5, atol=1e-5), (y, x)
+
+    fig = Figure(figsize=(11, 3.6))
+    axes = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=[1.3, 1.0, 1.0]))
+    ax = axes[0]
+    row = fc6.weight.numpy()[0]
+    kernel = conv6.weight.numpy()[0]
+    assert np.array_equal(row.reshape(c, 7, 7), kernel)
+    mosaic = np.full((2 * 8 - 1, 4 * 8 - 1), np.nan)
+    for ch in range(c):
+        r, q = divmod(ch, 4)
+        mosaic[8 * r:8 * r + 7, 8 * q:8 * q + 7] = kernel[ch]
+    ax.imshow(mosaic, cmap="PuOr", interpolation="nearest")
+    ax.set_title(f"fc6.weight[0] ({c * 49} numbers) reshaped to ({c}, 7, 7)\n= conv6.weight[0]: "
+                 "a 7×7 filter per channel (tiles 0–7)", fontsize=9)
+    _no_ticks(ax)
+    ax = axes[1]
+    ax.plot(range(o), as_linear, "o", ms=8, mfc="none", mec="#1f77b4", label="Linear on the flattened 7×7")
+    ax.plot(range(o), as_conv, "x", ms=6, color="#c0392b", label="Conv2d 7×7, then 1×1")
+    ax.legend(fontsize=7.5)
+    ax.set_xlabel("output o (after fc7)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title("a 7×7 pool5 map: the same 16 numbers", fontsize=9)
+    ax = axes[2]
+    ax.imshow(score_map[0], cmap="viridis", interpolation="nearest")
+    _annotate(ax, score_map[0], "{:.2f}", size=7, dark=score_map[0] < np.median(score_map[0]))
+    ax.set_title("a 10×12 map: a 4×6 grid of outputs\n(output 0; each = the Linear on one window)",
+                 fontsize=9)
+    _no_ticks(ax)
+    fig.tight_layout()
+    return _save(fig, out_dir, "fcn_fc")
+
+
+def _stride_scores(one_hot: np.ndarray, stride: int) -> mts.Tensor:
+    """Class scores at ``stride``: the share of each class in every ``stride × stride`` cell (a strided mean filter)."""
+    k = one_hot.shape[1]
+    mean_filter = _t64(np.full((k, 1, stride, stride), 1.0 / stride ** 2))
+    return F.conv2d(_t64(one_hot), mean_filter, stride=stride, groups=k)
+
+
+def fcn_skip_ceiling():
+    """The best FCN-32s, -16s and -8s can do on one image, if their scores at stride 32, 16, 8 were exact.
+
+    SyntheticShapes image (128×128, seed 4, 10 objects); per stride ``S`` the class
+    shares of each ``S × S`` cell (:func:`_stride_scores`) are upsampled to 128×128
+    by bilinear interpolation (as FCN's fixed upsampling does) and the argmax taken.
+    Returns ``(image, truth, {S: prediction}, {S: mIoU}, skips)`` where ``skips[S]``
+    is what the skip at stride ``S`` adds: ``scores_S − upsample×2(scores_2S)``.
+    """
+    ds = SyntheticShapes(num_images=1, size=(128, 128), seed=4, min_objects=10, max_objects=10, min_size=8,
+                         max_size=40, noise=2.0)
+    image, truth = ds[0]
+    one_hot = (np.arange(4)[:, None, None] == truth[None]).astype(np.float64)[None]
+    scores = {s: _stride_scores(one_hot, s) for s in (32, 16, 8)}
+    predictions, mious = {}, {}
+    for s, score in scores.items():
+        up = F.interpolate(score, size=(128, 128), mode="bilinear", align_corners=False)
+        predictions[s] = F.argmax(up, dim=1).numpy()[0]
+        cm = ConfusionMatrix(4)
+        cm.update(predictions[s], truth)
+        mious[s] = cm.compute()["miou"]
+    skips = {s: scores[s].numpy()[0] - F.interpolate(scores[2 * s], scale_factor=2, mode="bilinear").numpy()[0]
+             for s in (16, 8)}
+    return image, truth, predictions, mious, skips
+
+
+def fig_fcn_skips(out_dir: Path = FIGURE_DIR) -> Path:
+    """FCN-32s / 16s / 8s upper bounds side by side on one image, and what the pool4 and pool3 skips add."""
+    image, truth, predictions, mious, skips = fcn_skip_ceiling()
+    assert mious[32] < mious[16] < mious[8], mious
+    assert [round(mious[s], 2) for s in (32, 16, 8)] == [0.34, 0.63, 0.86], mious   # quoted on the page
+    palette = ListedColormap(np.asarray(SyntheticShapes.palette, dtype=np.float64)[:4] / 255.0)
+    fig = Figure(figsize=(11, 5.6))
+    axes = fig.subplots(2, 4)
+    axes[0, 0].imshow(image, interpolation="nearest")
+    axes[0, 0].set_title("image (128×128)", fontsize=9)
+    axes[1, 0].imshow(truth, cmap=palette, vmin=-0.5, vmax=3.5, interpolation="nearest")
+    axes[1, 0].set_title("truth", fontsize=9)
+    for col, (s, name) in enumerate(((32, "FCN-32s"), (16, "FCN-16s"), (8, "FCN-8s")), start=1):
+        ax = axes[0, col]
+        ax.imshow(predictions[s], cmap=palette, vmin=-0.5, vmax=3.5, interpolation="nearest")
+        ax.set_title(f"{name}: exact stride-{s} scores\n({128 // s}×{128 // s}) upsampled: mIoU {mious[s]:.2f}",
+                     fontsize=9)
+    for col, s in ((2, 16), (3, 8)):
+        ax = axes[1, col]
+        added = np.abs(skips[s]).sum(axis=0)
+        ax.imshow(added, cmap="magma", interpolation="nearest")
+        ax.set_title(f"what the {'pool4' if s == 16 else 'pool3'} skip adds:\n"
+                     f"Σ_c |scores_{s} − up×2(scores_{2 * s})|", fontsize=9)
+    axes[1, 1].axis("off")
+    axes[1, 1].text(-0.1, 0.5, "FCN-16s = up×16(up×2(score_fr)\n                   + score_pool4)\n"
+                    "FCN-8s = up×8(up×2(that)\n                 + score_pool3)\n\nHere each stride's scores are\n"
+                    "the exact class shares of its\ncells: the best each variant\ncould output.", fontsize=8.5,
+                    va="center")
+    for ax in axes.ravel():
+        _no_ticks(ax)
+    fig.tight_layout()
+    return _save(fig, out_dir, "fcn_skips")
+
+
 # --------------------------------------------------------------------------------------------- 10. models
 def _model_summaries() -> dict:
     """``summary`` tables of small FCN-8s, U-Net and SegNet on a (1, 3, 64, 64) input."""
@@ -1194,6 +1325,8 @@ FIGURES: dict[str, Callable[[Path], Path]] = {
     "metrics_multiclass": fig_metrics_multiclass,
     "kmeans": fig_kmeans,
     "models": fig_models,
+    "fcn_fc": fig_fcn_fc,
+    "fcn_skips": fig_fcn_skips,
 }
 
 
