@@ -257,17 +257,20 @@ def _bbox_xywh(box) -> list[float]:
     return [x1, y1, x2 - x1, y2 - y1]
 
 
-def coco_ground_truth(dataset) -> dict:
+def coco_ground_truth(dataset, targets=None) -> dict:
     """The ground truth of an instance data set as a COCO dict (``images``, ``annotations``, ``categories``).
 
-    Every item's :meth:`ground_truth` target becomes one annotation per instance:
+    ``targets``: the items' :meth:`ground_truth` targets when already read (one per item),
+    else they are read. Every target becomes one annotation per instance:
     ``segmentation`` a compressed RLE (counts as text), ``bbox`` ``[x1, y1, x2 − x1, y2 − y1]``
     of the mask (see :mod:`minitorchseg.data.instances`), ``area`` the pixel count,
     ``iscrowd``, ``category_id`` ``dataset.category_ids[label − 1]``. Annotation ids count from 1.
     """
     images, annotations = [], []
+    if targets is not None and len(targets) != len(dataset):
+        raise ValueError(f"coco_ground_truth: {len(targets)} targets for {len(dataset)} items")
     for i in range(len(dataset)):
-        target = dataset.ground_truth(i)
+        target = dataset.ground_truth(i) if targets is None else targets[i]
         h, w = target["masks"].shape[1:]
         images.append({"id": int(target["image_id"]), "file_name": dataset.file_name(i), "height": int(h),
                        "width": int(w)})

@@ -239,7 +239,7 @@ def evaluate_instance(model, data, *, device: str = "cpu", score_threshold: floa
         truths.append(data.ground_truth(i))
         bar.update(1)
     bar.close()
-    ground_truth = coco_ground_truth(data)
+    ground_truth = coco_ground_truth(data, truths)
     detections = coco_detections(outputs, [int(t["image_id"]) for t in truths], data.category_ids, mask_threshold)
     results = coco_evaluate(ground_truth, detections)
     mean, per_image = nuclei_score(truths, outputs, score_threshold, mask_threshold)
