@@ -35,7 +35,7 @@ from matplotlib.cbook import get_sample_data
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch, Rectangle
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
 import minitorchseg as mts  # noqa: E402  (after the checkout is put on the path)
 import minitorchseg.functional as F  # noqa: E402
 from minitorchseg import nn, ops  # noqa: E402
-from minitorchseg.autograd import _topological_order  # noqa: E402
+from minitorchseg.autograd import _topological_order, no_grad  # noqa: E402
 from minitorchseg.data import SyntheticShapes  # noqa: E402
 from minitorchseg.data.weights import median_frequency_weights  # noqa: E402
 from minitorchseg.kmeans import kmeans  # noqa: E402
@@ -58,6 +58,7 @@ __all__ = [
     "fig_tasks", "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_transposed_views", "fig_unpool", "fig_bilinear",
     "fig_bilinear_weights", "fig_roi_align", "fig_roi_stride32", "fig_nms", "fig_metrics", "fig_metrics_multiclass",
     "fig_kmeans", "fig_models", "fig_fcn_fc", "fig_fcn_skips", "fcn_skip_ceiling",
+    "fig_encoder_decoder", "unet_levels",
 ]
 
 FIGURE_DIR = Path(__file__).resolve().parent / "figures"
@@ -1132,6 +1133,119 @@ def fig_kmeans(out_dir: Path = FIGURE_DIR) -> Path:
     return _save(fig, out_dir, "kmeans")
 
 
+# --------------------------------------------------------------------------------------------- 12. encoder-decoder
+def unet_levels(height: int = 160, width: int = 128, base: int = 64) -> dict:
+    """Every level's feature map of ``unet(num_classes=12, base_channels=base, depth=4)`` on the Grace Hopper photo.
+
+    The photo (H×W = ``height × width``, RGB scaled to [0, 1]) goes through the
+    model's own submodules in ``UNet.forward``'s order (``inc``, ``down[l]``,
+    ``up[l]``, ``outc``; eval mode, He-initialised weights, no training), and the
+    maps are kept: ``{"input", "enc": [4 maps], "bottleneck", "upconv": [4],
+    "concat": [4], "dec": [4], "out"}`` as NumPy arrays ``(C, H, W)``.
+    """
+    with Image.open(get_sample_data("grace_hopper.jpg", asfileobj=False)) as photo:
+        rgb = np.asarray(photo.convert("RGB").resize((width, height), Image.BILINEAR), dtype=np.float32) / 255
+    model = unet(num_classes=12, base_channels=base, depth=4)
+    model.eval()
+    x = mts.tensor(rgb.transpose(2, 0, 1)[None].copy())
+    levels = {"input": x.numpy()[0], "enc": [], "upconv": [], "concat": [], "dec": []}
+    with no_grad():
+        skips = [model.inc(x)]
+        for down in model.down:
+            skips.append(down(skips[-1]))
+        h = skips.pop()
+        levels["enc"] = [t.numpy()[0] for t in skips]
+        levels["bottleneck"] = h.numpy()[0]
+        for up in model.up:
+            skip = skips.pop()
+            upsampled = up.up(h)
+            levels["upconv"].append(upsampled.numpy()[0])
+            joined = F.cat([skip, upsampled], dim=1)
+            levels["concat"].append(joined.numpy()[0])
+            h = up.conv(joined)
+            levels["dec"].append(h.numpy()[0])
+        levels["out"] = model.outc(h).numpy()[0]
+    with no_grad():
+        assert np.allclose(model(x).numpy()[0], levels["out"]), "the levels are the model's own forward"
+    return levels
+
+
+def fig_encoder_decoder(out_dir: Path = FIGURE_DIR) -> Path:
+    """U-Net (the paper's widths, padded convolutions) on one photo: every level's map, with its C × H × W."""
+    levels = unet_levels()
+    shapes = {k: [a.shape for a in v] if isinstance(v, list) else v.shape for k, v in levels.items()}
+    assert shapes["input"] == (3, 160, 128)
+    assert shapes["enc"] == [(64, 160, 128), (128, 80, 64), (256, 40, 32), (512, 20, 16)]
+    assert shapes["bottleneck"] == (1024, 10, 8)
+    assert shapes["upconv"] == [(512, 20, 16), (256, 40, 32), (128, 80, 64), (64, 160, 128)]
+    assert shapes["concat"] == [(1024, 20, 16), (512, 40, 32), (256, 80, 64), (128, 160, 128)]
+    assert shapes["dec"] == [(512, 20, 16), (256, 40, 32), (128, 80, 64), (64, 160, 128)]
+    assert shapes["out"] == (12, 160, 128)
+    values = [int(np.prod(sh)) for sh in shapes["enc"] + [shapes["bottleneck"]]]
+    assert values == [1310720, 655360, 327680, 163840, 81920], "each level down: ×2 channels, ÷4 pixels"
+
+    def thumb(array):
+        a = np.abs(array).mean(axis=0)
+        return (a - a.min()) / (np.ptp(a) + 1e-12)
+
+    fig = Figure(figsize=(11, 6.4))
+    scale = 0.22                                               # axes height of a 160-row map (figure fraction)
+    aspect = 6.4 / 11
+
+    def place(array, cx, top, label, cmap="magma"):
+        c, hh, ww = array.shape
+        side = scale * np.sqrt(hh / 160)
+        w_frac = side * ww / hh * aspect
+        ax = fig.add_axes((cx - w_frac / 2, top - side, w_frac, side))
+        ax.imshow(array.transpose(1, 2, 0) if c == 3 else thumb(array), cmap=cmap, interpolation="nearest")
+        _no_ticks(ax)
+        ax.set_title(label, fontsize=7.5, pad=2)
+        return ax, (cx - w_frac / 2, top - side, w_frac, side)
+
+    tops = [0.88, 0.60, 0.38, 0.21, 0.10]
+    xs_enc = [0.165, 0.25, 0.33, 0.40]
+    xs_dec = [0.835, 0.75, 0.67, 0.60]
+    boxes_enc, boxes_dec = [], []
+    place(levels["input"], 0.055, tops[0], "input\n3 × 160 × 128", cmap=None)
+    for lvl in range(4):
+        c, hh, ww = levels["enc"][lvl].shape
+        _, box = place(levels["enc"][lvl], xs_enc[lvl], tops[lvl], f"enc {lvl}\n{c} × {hh} × {ww}")
+        boxes_enc.append(box)
+        dec = levels["dec"][3 - lvl]
+        cc, hd, wd = levels["concat"][3 - lvl].shape
+        _, box = place(dec, xs_dec[lvl], tops[lvl],
+                       f"dec {lvl}: concat {cc} × {hd} × {wd}\n→ 2 convs → {dec.shape[0]} × {hd} × {wd}")
+        boxes_dec.append(box)
+    c, hh, ww = levels["bottleneck"].shape
+    _, bottom_box = place(levels["bottleneck"], 0.5, tops[4], f"bottleneck\n{c} × {hh} × {ww}")
+    out = levels["out"]
+    place(out, 0.945, tops[0], f"out\n{out.shape[0]} × {out.shape[1]} × {out.shape[2]}", cmap="viridis")
+
+    def arrow(p, q, text, colour, offset=(0.0, 0.0), style="-|>"):
+        fig.add_artist(FancyArrowPatch(p, q, transform=fig.transFigure, arrowstyle=style, mutation_scale=10,
+                                       color=colour, lw=1.3))
+        if text:
+            fig.text((p[0] + q[0]) / 2 + offset[0], (p[1] + q[1]) / 2 + offset[1], text, fontsize=7, color=colour,
+                     ha="center", va="center")
+
+    chain = boxes_enc + [bottom_box]
+    for a, b in zip(chain, chain[1:]):
+        arrow((a[0] + a[2] / 2, a[1] - 0.005), (b[0] + b[2] / 2, b[1] + b[3] + 0.045), "max-pool 2×2\n+ 2 convs",
+              "#c0392b", offset=(-0.075, -0.01))
+    ups = [bottom_box] + boxes_dec[::-1]
+    for lvl, (a, b) in enumerate(zip(ups, ups[1:])):
+        cu = levels["upconv"][lvl].shape[0]
+        arrow((a[0] + a[2] / 2, a[1] + a[3] + 0.045), (b[0] + b[2] / 2, b[1] - 0.005), f"up-conv 2×2\n→ {cu} ch",
+              "#1f77b4", offset=(0.075, -0.01))
+    for a, b in zip(boxes_enc, boxes_dec):
+        arrow((a[0] + a[2] + 0.005, a[1] + a[3] / 2), (b[0] - 0.005, b[1] + b[3] / 2), "copy, concatenate", "0.35",
+              offset=(0, 0.012))
+    fig.text(0.5, 0.985, "U-Net (paper's widths, padded 3×3 convolutions, untrained) on one photo: every level's "
+             "map (mean |activation| over channels), C × H × W; thumbnails at √ of their size", ha="center",
+             va="top", fontsize=9)
+    return _save(fig, out_dir, "encoder_decoder")
+
+
 # --------------------------------------------------------------------------------------------- 11. FCN
 def fig_fcn_fc(out_dir: Path = FIGURE_DIR) -> Path:
     """VGG's fc6 as a 7×7 convolution: the same weights reshaped give the same outputs, and a map on a larger input.
@@ -1325,6 +1439,7 @@ FIGURES: dict[str, Callable[[Path], Path]] = {
     "metrics_multiclass": fig_metrics_multiclass,
     "kmeans": fig_kmeans,
     "models": fig_models,
+    "encoder_decoder": fig_encoder_decoder,
     "fcn_fc": fig_fcn_fc,
     "fcn_skips": fig_fcn_skips,
 }
