@@ -99,6 +99,22 @@ def test_postprocess_maps_boxes_back(seed, dtype):
     np.testing.assert_array_equal(mine[0]["boxes"].numpy(), ref[0]["boxes"].numpy())
 
 
+@settings_fast
+@given(seed=seeds)
+def test_postprocess_pastes_masks_as_torchvision(seed):
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 40, size=(3, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(4, 30, size=(3, 2))], axis=1)
+    masks = rng.uniform(size=(3, 1, 28, 28))
+    shapes, originals = [(64, 96)], [(41, 61)]
+    ours = GeneralizedRCNNTransform(64, 100, MEAN, STD).eval()
+    theirs = TvTransform(64, 100, MEAN, STD).eval()
+    mine = ours.postprocess([{"boxes": mts.tensor(boxes), "masks": mts.tensor(masks)}], shapes, originals)
+    ref = theirs.postprocess([{"boxes": torch.tensor(boxes), "masks": torch.tensor(masks)}], shapes, originals)
+    assert mine[0]["masks"].shape == tuple(ref[0]["masks"].shape) == (3, 1, 41, 61)
+    np.testing.assert_allclose(mine[0]["masks"].numpy(), ref[0]["masks"].numpy(), **TOL[np.dtype(np.float64)])
+
+
 def test_resize_literal_and_padding():
     transform = GeneralizedRCNNTransform(64, 100, [0.0], [1.0]).eval()
     batch, _ = transform([mts.ones((1, 30, 45)), mts.ones((1, 20, 40))])
@@ -115,7 +131,7 @@ def test_transform_bad_input():
         transform([mts.zeros((1, 3, 8, 8))])
     with pytest.raises(TypeError, match="floating type"):
         transform([mts.tensor(np.zeros((3, 8, 8), dtype=np.int64))])
-    with pytest.raises(ValueError, match="channels"):
-        transform([mts.zeros((4, 8, 8))])
+    with pytest.raises(ValueError, match="image 1 has 4 channels"):
+        transform([mts.zeros((3, 8, 8)), mts.zeros((4, 8, 8))])
     with pytest.raises(ValueError, match="targets"):
         transform([mts.zeros((3, 8, 8))], [])

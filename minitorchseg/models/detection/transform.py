@@ -101,6 +101,9 @@ class GeneralizedRCNNTransform(Module):
                 shape = image.shape if isinstance(image, Tensor) else type(image).__name__
                 raise ValueError(f"images is expected to be a list of 3d tensors of shape [C, H, W], got {shape} "
                                  f"for image {i}")
+            if image.shape[0] != len(self.image_mean):
+                raise ValueError(f"GeneralizedRCNNTransform: image {i} has {image.shape[0]} channels (shape "
+                                 f"{image.shape}), expected {len(self.image_mean)} (len(image_mean))")
             image = self.normalize(image)
             image, target = self.resize(image, targets[i] if targets is not None else None)
             images[i] = image
