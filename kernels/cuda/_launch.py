@@ -16,6 +16,11 @@ Two questions every entry point asks, answered once here:
   ``t + G``, ``t + 2G``, ... with ``G`` the total number of threads, so
   neighbouring threads touch neighbouring items (coalesced accesses).
 
+  Reductions over one group of items each (batch norm's per-channel sums) are
+  the exception: :func:`launch_blocks` gives each group a *block*, whose threads
+  stride over the group and then add their partial sums in shared memory; the
+  block loop is grid-stride too (``for group in range(blockIdx, n_groups, gridDim)``).
+
 On a GPU: 256 threads per block, at most 65535 blocks (enough to fill any
 current device many times over). Under the simulator every CUDA thread is a
 Python thread, so the grid is kept small (2 blocks of 32 threads): each thread
@@ -30,7 +35,9 @@ import importlib
 import numpy as np
 from numba.cuda.core import config as cuda_config
 
-__all__ = ["SIMULATED", "THREADS_PER_BLOCK", "MAX_BLOCKS", "array_module", "to_host", "blocks_for", "launch"]
+__all__ = [
+    "SIMULATED", "THREADS_PER_BLOCK", "MAX_BLOCKS", "array_module", "to_host", "blocks_for", "launch", "launch_blocks"
+]
 
 SIMULATED: bool = bool(cuda_config.ENABLE_CUDASIM)
 
@@ -66,3 +73,13 @@ def launch(kernel, n: int, *args) -> None:
         return
     kernel[blocks_for(n), THREADS_PER_BLOCK](*args)
 
+
+def launch_blocks(kernel, n_groups: int, *args) -> None:
+    """Run ``kernel(*args)`` with one block of :data:`THREADS_PER_BLOCK` threads per group (at most
+    :data:`MAX_BLOCKS` blocks; the kernel loops over groups ``blockIdx, blockIdx + gridDim, ...``);
+    nothing when ``n_groups == 0``. ``THREADS_PER_BLOCK`` is a power of two, as a halving
+    shared-memory sum needs.
+    """
+    if n_groups <= 0:
+        return
+    kernel[min(n_groups, MAX_BLOCKS), THREADS_PER_BLOCK](*args)

@@ -35,39 +35,27 @@ __all__ = ["batch_norm", "group_norm"]
 
 
 class BatchNorm(Function):
+    """y = (x − μ)/sqrt(σ² + eps)·weight + bias per channel; forward and backward each one kernel call.
+
+    ``mean``/``var`` None: the batch's statistics, computed by the forward kernel
+    (``kernels.*.batch_norm_forward``), which returns them beside ``y`` so that the
+    caller can update the running averages. Saved for backward: the input ``x``
+    (the kernel recomputes x̂ from it), the statistics and ``weight``.
+    """
+
     @staticmethod
-    def forward(ctx, x, weight, bias, mean, var, eps, batch_stats):
-        xp = ctx.xp
-        ctx.batch_stats = batch_stats
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        inv_std = 1.0 / xp.sqrt(var + eps)
-        x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-        ctx.save_for_backward(x_hat, inv_std, weight)
-        ctx.axes, ctx.shape = axes, shape
-        y = x_hat
-        if weight is not None:
-            y = y * weight.reshape(shape)
-        if bias is not None:
-            y = y + bias.reshape(shape)
-        return y.astype(x.dtype, copy=False)
+    def forward(ctx, x, weight, bias, mean, var, eps):
+        ctx.batch_stats = mean is None
+        y, mean, var, inv_std = ctx.kernels.batch_norm_forward(x, weight, bias, mean, var, eps)
+        ctx.save_for_backward(x, weight, mean, inv_std)
+        return y, mean, var
 
     @staticmethod
     def backward(ctx, grad):
-        x_hat, inv_std, weight = ctx.saved_arrays
-        axes, shape = ctx.axes, ctx.shape
-        g = grad * weight.reshape(shape) if weight is not None else grad
-        gx = None
-        if ctx.needs_input_grad[0]:
-            if ctx.batch_stats:
-                mean_g = g.mean(axis=axes, keepdims=True)
-                mean_gx = (g * x_hat).mean(axis=axes, keepdims=True)
-                gx = (g - mean_g - x_hat * mean_gx) * inv_std.reshape(shape)
-            else:
-                gx = g * inv_std.reshape(shape)
-        gw = (grad * x_hat).sum(axis=axes) if ctx.needs_input_grad[1] else None
-        gb = grad.sum(axis=axes) if ctx.needs_input_grad[2] else None
-        return gx, gw, gb, None, None, None, None
+        x, weight, mean, inv_std = ctx.saved_arrays
+        gx, gw, gb = ctx.kernels.batch_norm_backward(grad, x, weight, mean, inv_std, ctx.batch_stats)
+        needs = ctx.needs_input_grad
+        return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None, None, None, None)
 
 
 def batch_norm(
@@ -87,28 +75,24 @@ def batch_norm(
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and t.shape != (channels,):
             raise ValueError(f"batch_norm: {name} has shape {t.shape}, expected ({channels},) for input {input.shape}")
-    xp = input.backend.xp
-    x = input.data
     if training:
-        axes = (0,) + tuple(range(2, input.ndim))
-        count = x.size // channels
+        count = input.numel() // channels if channels else 0
         if count <= 1:
             raise ValueError(
                 f"batch_norm: expected more than 1 value per channel when training, got input {input.shape}"
             )
-        mean = x.mean(axis=axes)
-        var = x.var(axis=axes)
+        y, mean, var = BatchNorm.apply(input, weight, bias, None, None, eps)
         if running_mean is not None:
-            running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * mean
+            running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * mean.data
         if running_var is not None:
-            running_var.data[...] = (1 - momentum) * running_var.data + momentum * var * count / (count - 1)
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
-        mean, var = running_mean.data, running_var.data
-    mean = xp.asarray(mean, dtype=x.dtype)
-    var = xp.asarray(var, dtype=x.dtype)
-    return BatchNorm.apply(input, weight, bias, mean, var, eps, training)
+            running_var.data[...] = (1 - momentum) * running_var.data + momentum * var.data * count / (count - 1)
+        return y
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+    xp = input.backend.xp
+    mean = xp.asarray(running_mean.data, dtype=input.dtype)
+    var = xp.asarray(running_var.data, dtype=input.dtype)
+    return BatchNorm.apply(input, weight, bias, mean, var, eps)[0]
 
 
 class GroupNorm(Function):

@@ -56,6 +56,12 @@ def _signatures():
              (arr(T, 3), arr(T, 3), arr(i64, 1), arr(i64, 1), arr(T, 1), arr(T, 1), arr(i64, 1), arr(i64, 1))),
             ("minitorchseg.kernels.cuda.interpolate", "_nearest_forward_kernel", (arr(T, 3), arr(T, 3), arr(i64, 1), arr(i64, 1))),
             ("minitorchseg.kernels.cuda.interpolate", "_nearest_backward_kernel", (arr(T, 3), arr(T, 3)) + (arr(i64, 1),) * 6),
+            ("minitorchseg.kernels.cuda.batch_norm", "_channel_stats_kernel", (arr(T, 3), arr(T, 1), arr(T, 1))),
+            ("minitorchseg.kernels.cuda.batch_norm", "_channel_grad_sums_kernel",
+             (arr(T, 3), arr(T, 3), arr(T, 1), arr(f64, 1), arr(f64, 1))),
+            ("minitorchseg.kernels.cuda.batch_norm", "_normalize_kernel", (arr(T, 3),) + (arr(T, 1),) * 3 + (arr(T, 3),)),
+            ("minitorchseg.kernels.cuda.batch_norm", "_input_grad_kernel",
+             (arr(T, 3), arr(T, 3)) + (arr(T, 1),) * 4 + (arr(T, 3),)),
         ]
     out += [
         ("minitorchseg.kernels.cuda.pool", "_claim_kernel", (arr(i64, 2), arr(i64, 2))),
