@@ -33,6 +33,7 @@ from minitorchseg.train.instance import (
     INSTANCE_TASK,
     InstanceTrainConfig,
     checkpoint_task,
+    display_scale,
     draw_instances,
     evaluate_instance,
     is_instance_model,
@@ -189,7 +190,8 @@ def cmd_predict_instance(args) -> int:
         prediction = predict_instance(model, image, device=args.device)
         stem = _output_stem(path, used)
         _save_png(os.path.join(args.out, f"{stem}_instances.png"),
-                  draw_instances(image, prediction, class_names, args.score_threshold, args.alpha))
+                  draw_instances(image, prediction, class_names, args.score_threshold, args.alpha,
+                                 scale=display_scale(image)))
         predictions.append(prediction)
         entries.append({"id": image_id, "file_name": os.path.basename(path), "path": os.fspath(path),
                         "height": int(image.shape[0]), "width": int(image.shape[1])})
@@ -211,14 +213,15 @@ def demo_instance_figure(path, images, truths, predictions, class_names) -> None
     from matplotlib.figure import Figure
 
     rows = len(images)
-    fig = Figure(figsize=(7.5, 2.4 * rows + 0.3))
+    fig = Figure(figsize=(9.6, 3.2 * rows + 0.3))
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, 3, squeeze=False)
     for r in range(rows):
         truth = {"boxes": truths[r]["boxes"], "labels": truths[r]["labels"],
                  "scores": np.ones(len(truths[r]["labels"])), "masks": truths[r]["masks"].astype(np.float32)}
-        pictures = (("input", images[r]), ("truth", draw_instances(images[r], truth, class_names)),
-                    ("prediction", draw_instances(images[r], predictions[r], class_names)))
+        s = display_scale(images[r])
+        pictures = (("input", images[r]), ("truth", draw_instances(images[r], truth, class_names, scale=s)),
+                    ("prediction", draw_instances(images[r], predictions[r], class_names, scale=s)))
         for c, (title, picture) in enumerate(pictures):
             ax = axes[r][c]
             ax.imshow(picture, interpolation="nearest")

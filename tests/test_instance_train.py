@@ -18,6 +18,7 @@ from minitorchseg.models import registry
 from minitorchseg.serialization import load
 from minitorchseg.train.instance import (
     LOSS_NAMES,
+    display_scale,
     draw_instances,
     evaluate_instance,
     instance_batches,
@@ -141,19 +142,25 @@ def test_evaluate_instance_is_coco_eval_of_the_exported_detections():
 
 
 def test_draw_instances_colours_masks_and_boxes():
-    image = np.full((20, 20, 3), 100, np.uint8)
-    mask = np.zeros((1, 20, 20), np.uint8)
-    mask[0, 5:15, 6:12] = 1
+    image = np.full((40, 40, 3), 100, np.uint8)
+    mask = np.zeros((1, 40, 40), np.uint8)
+    mask[0, 20:30, 10:22] = 1
     t = make_target(mask, [1], 1)
     prediction = {"boxes": t["boxes"], "labels": t["labels"], "scores": np.array([0.9]),
                   "masks": mask.astype(np.float32)}
-    out = draw_instances(image, prediction, ("background", "thing"))
+    out = draw_instances(image, prediction, ("background", "thing"), alpha=0.5)
+    colour = out[29, 10]
     assert out.shape == image.shape and out.dtype == np.uint8
-    assert not np.array_equal(out[10, 9], image[10, 9])
-    np.testing.assert_array_equal(out[19, 19], image[19, 19])
-    assert not np.array_equal(out[14, 6], out[10, 9]), "the box outline is drawn over the mask"
+    np.testing.assert_array_equal(out[25, 15], np.rint((100.0 + colour) / 2), err_msg="mask blended half and half")
+    np.testing.assert_array_equal(out[39, 39], image[39, 39])
+    np.testing.assert_array_equal(out[21, 21], colour, err_msg="the box's right edge is x2 - 1 = 21")
+    np.testing.assert_array_equal(out[25, 22], image[25, 22])
     hidden = draw_instances(image, dict(prediction, scores=np.array([0.2])), ("background", "thing"))
     np.testing.assert_array_equal(hidden, image)
+    large = draw_instances(image, prediction, ("background", "thing"), scale=3)
+    assert large.shape == (120, 120, 3)
+    np.testing.assert_array_equal(large[75:78, 45:48], np.broadcast_to(out[25, 15], (3, 3, 3)))
+    assert display_scale(image) == 7 and display_scale(np.zeros((300, 512, 3))) == 1
 
 
 def test_training_errors(tmp_path):
@@ -211,7 +218,7 @@ def test_cli_train_resume_eval_predict(tmp_path, capsys, fake_registry):
     assert code == 0, err
     for i in range(2):
         picture = np.asarray(Image.open(tmp_path / "pred" / f"img{i}_instances.png"))
-        assert picture.shape == (24, 24, 3)
+        assert picture.shape == (24 * 11, 24 * 11, 3), "enlarged to a short side of at least 256 pixels"
     payload = json.loads((tmp_path / "pred" / "detections.json").read_text())
     assert [e["file_name"] for e in payload["images"]] == ["img0.png", "img1.png"]
     if payload["detections"]:

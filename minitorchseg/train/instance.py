@@ -93,6 +93,7 @@ __all__ = [
     "evaluate_instance",
     "predict_instance",
     "draw_instances",
+    "display_scale",
     "load_instance_checkpoint",
     "plot_instance_curves",
 ]
@@ -247,13 +248,31 @@ def evaluate_instance(model, data, *, device: str = "cpu", score_threshold: floa
     return results
 
 
+def display_scale(image: np.ndarray, short_side: int = 256) -> int:
+    """The integer factor that brings ``image``'s shorter side to at least ``short_side`` pixels (1 if it is)."""
+    return max(1, -(-short_side // max(1, min(image.shape[:2]))))
+
+
+def _font(size: int):
+    """Pillow's default font at ``size`` pixels (its bitmap font where FreeType is missing)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
+
+
 def draw_instances(image: np.ndarray, prediction: dict, class_names, score_threshold: float = 0.5,
-                   alpha: float = 0.5, mask_threshold: float = 0.5) -> np.ndarray:
-    """``(H, W, 3)`` uint8: each detection with ``score >= score_threshold`` painted in its own colour
+                   alpha: float = 0.5, mask_threshold: float = 0.5, scale: int = 1) -> np.ndarray:
+    """``(H s, W s, 3)`` uint8 for ``s = scale``: the image enlarged ``s`` times (each pixel an ``s x s`` block, so
+    small images leave room for text), each detection with ``score >= score_threshold`` painted in its own colour
     (``(1 − alpha) image + alpha colour`` on ``mask > mask_threshold``), its box outlined in that colour and
-    ``"label score"`` written at the box's top-left corner. Lower scores are painted first."""
+    ``"label score"`` written on a tab of that colour above the box's top-left corner. Lower scores are painted
+    first."""
     from PIL import Image, ImageDraw
 
+    scale = check_positive_int("draw_instances", "scale", scale)
     keep = np.flatnonzero(np.asarray(prediction["scores"]) >= score_threshold)
     keep = keep[np.argsort(np.asarray(prediction["scores"])[keep], kind="stable")]
     colours = instance_palette(len(keep))
@@ -261,15 +280,23 @@ def draw_instances(image: np.ndarray, prediction: dict, class_names, score_thres
     for colour, d in zip(colours, keep):
         inside = prediction["masks"][d] > mask_threshold
         canvas[inside] = (1.0 - alpha) * canvas[inside] + alpha * colour.astype(np.float32)
+    canvas = np.repeat(np.repeat(canvas, scale, axis=0), scale, axis=1)
     picture = Image.fromarray(np.clip(np.rint(canvas), 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(picture)
+    font = _font(max(10, 3 * scale))
     for colour, d in zip(colours, keep):
-        x1, y1, x2, y2 = (float(v) for v in prediction["boxes"][d])
+        x1, y1, x2, y2 = (float(v) * scale for v in prediction["boxes"][d])
         label = int(prediction["labels"][d])
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
-        draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=tuple(int(c) for c in colour))
-        draw.text((x1 + 1, max(0.0, y1 - 11)), f"{name} {float(prediction['scores'][d]):.2f}",
-                  fill=tuple(int(c) for c in colour))
+        draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=tuple(int(c) for c in colour),
+                       width=max(1, scale // 2))
+        text = f"{name} {float(prediction['scores'][d]):.2f}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        corner = (x1, max(0.0, y1 - (bottom - top) - 2))
+        draw.rectangle([corner[0], corner[1], corner[0] + right - left + 3, corner[1] + bottom - top + 2],
+                       fill=tuple(int(c) for c in colour))
+        ink = (0, 0, 0) if float(colour.astype(np.float64) @ (0.299, 0.587, 0.114)) > 128 else (255, 255, 255)
+        draw.text((corner[0] + 1 - left, corner[1] + 1 - top), text, fill=ink, font=font)
     return np.asarray(picture, dtype=np.uint8)
 
 
