@@ -30,6 +30,12 @@ with torch's own defaults (``amsgrad=False``, ``maximize=False``, ...). Position
 match when both optimisers are built on ``model.parameters()`` and
 ``twin.parameters()`` (the same order; frozen parameters included).
 
+Mask R-CNN (:class:`minitorchseg.models.detection.mask_rcnn.MaskRCNN`) has no
+twin of ours: ``to_torch`` gives torchvision's own ``MaskRCNN``, with a
+torchvision ResNet-FPN backbone of the same depth and norm layer, the same heads
+and every threshold and size copied, and ``from_torch`` takes one back (the keys
+are torchvision's on both sides).
+
 PyTorch is imported by this module only; ``import minitorchseg`` never imports
 it. Without PyTorch, importing this module raises ImportError naming the install
 command ``pip install "minitorchseg[torch]"``.
@@ -75,7 +81,7 @@ __all__ = [
     "optimizer_name", "optimizer_state_to_torch", "optimizer_state_from_torch",
     "optimizer_to_torch", "optimizer_from_torch", "to_onnx",
     "TORCH_CHECKPOINT_FORMAT", "checkpoint_to_torch", "checkpoint_from_torch", "export_checkpoint",
-    "import_checkpoint",
+    "import_checkpoint", "maskrcnn_to_torchvision", "maskrcnn_from_torchvision",
 ]
 
 
@@ -462,7 +468,8 @@ def model_arguments(model: _OurModule) -> tuple[str, dict[str, Any]]:
                                     channels=model.channels, kernel_size=int(model.enc1[0].kernel_size[0]))
     raise TypeError(
         f"to_torch: no PyTorch twin for a {type(model).__name__}; the models with a twin are "
-        f"FCN32s, FCN16s, FCN8s, UNet, SegNet and SegNetBasic (names {', '.join(TWINS)})"
+        f"FCN32s, FCN16s, FCN8s, UNet, SegNet and SegNetBasic (names {', '.join(TWINS)}); MaskRCNN converts to "
+        "torchvision's MaskRCNN"
     )
 
 
@@ -498,12 +505,15 @@ def _check_state(state: Mapping[str, np.ndarray], expected: Mapping[str, tuple],
 def to_torch(model: _OurModule) -> tnn.Module:
     """The PyTorch twin of ``model`` with its weights and buffers copied, in its dtype and train/eval mode.
 
-    ``model``: FCN-32s/16s/8s, U-Net, SegNet or SegNet-Basic (anything else:
-    TypeError). The twin is built on the CPU (move it with ``.to('cuda')``), its
+    ``model``: FCN-32s/16s/8s, U-Net, SegNet, SegNet-Basic, or Mask R-CNN (to
+    torchvision's ``MaskRCNN``, :func:`maskrcnn_to_torchvision`); anything else:
+    TypeError. The twin is built on the CPU (move it with ``.to('cuda')``), its
     ``state_dict()`` has ours' keys in ours' order, every value bit-identical
     (float32 stays float32, float64 becomes float64), and ``requires_grad`` is
     ours' (FCN's fixed upsampling stays frozen).
     """
+    if type(model).__name__ == "MaskRCNN" and type(model).__module__.startswith("minitorchseg.models.detection"):
+        return maskrcnn_to_torchvision(model)
     name, kwargs = model_arguments(model)
     twin = TWINS[name](**kwargs)
     state = model.state_dict()
@@ -554,6 +564,7 @@ def from_torch(source, model: str | _OurModule | None = None, **kwargs) -> _OurM
 
     * ``from_torch(twin)``: a twin (one of :data:`TWINS`, or a module carrying
       ``model_name``/``model_kwargs``) rebuilds ours with the twin's arguments;
+      torchvision's ``MaskRCNN`` gives ours (:func:`maskrcnn_from_torchvision`);
     * ``from_torch(state_dict, "unet", num_classes=3, base_channels=16)``: a
       ``{key: tensor}`` into a new model built by :func:`~minitorchseg.models.get_model`;
     * ``from_torch(state_dict_or_module, our_model)``: into an existing model.
@@ -566,6 +577,11 @@ def from_torch(source, model: str | _OurModule | None = None, **kwargs) -> _OurM
     key for a missing, unexpected or mis-shaped entry.
     """
     module = source if isinstance(source, tnn.Module) else None
+    if module is not None and model is None and type(module).__name__ == "MaskRCNN" \
+            and type(module).__module__.startswith("torchvision."):
+        if kwargs:
+            raise TypeError(f"from_torch: arguments {sorted(kwargs)} given with a torchvision MaskRCNN")
+        return maskrcnn_from_torchvision(module)
     if module is not None and model is None:
         name, twin_kwargs = getattr(module, "model_name", None), getattr(module, "model_kwargs", None)
         if name not in TWINS or not isinstance(twin_kwargs, dict):
@@ -916,3 +932,187 @@ def import_checkpoint(path: str | os.PathLike, out_path: str | os.PathLike) -> d
     ckpt = checkpoint_from_torch(obj, f"PyTorch checkpoint {where!r}")
     save(ckpt, out_path)
     return ckpt
+
+
+# ----------------------------------------------------------------------------------------- Mask R-CNN
+# Ours (minitorchseg.models.detection) and torchvision's Mask R-CNN share their attribute names, submodule names
+# and state-dict keys (torchvision/models/detection/mask_rcnn.py, faster_rcnn.py, rpn.py, roi_heads.py,
+# backbone_utils.py), so one reader below describes either, and the two builders make the same network from it.
+_RESNETS = {("BasicBlock", (2, 2, 2, 2)): "resnet18", ("BasicBlock", (3, 4, 6, 3)): "resnet34",
+            ("Bottleneck", (3, 4, 6, 3)): "resnet50"}
+
+
+def _maskrcnn_spec(model) -> dict:
+    """The architecture and settings of a Mask R-CNN (ours or torchvision's), read from its modules.
+
+    ValueError for a part neither side can rebuild (another backbone, a box head other
+    than TwoMLPHead, a normalised mask head, RoIPool pooling), naming it.
+    """
+    who = f"Mask R-CNN conversion ({type(model).__module__.split('.')[0]})"
+    body, fpn = model.backbone.body, model.backbone.fpn
+    layers = [name for name in ("layer1", "layer2", "layer3", "layer4") if name in dict(body.named_children())]
+    blocks = type(getattr(body, layers[0])[0]).__name__
+    counts = tuple(len(getattr(body, name)) for name in layers)
+    resnet = next((name for (kind, full), name in _RESNETS.items() if kind == blocks and full[:len(counts)] == counts),
+                  None)
+    if resnet is None:
+        raise ValueError(f"{who}: a ResNet of {blocks}s {counts} per stage is not one of "
+                         f"{', '.join(_RESNETS.values())}")
+    norm = type(body.bn1).__name__
+    if norm not in ("FrozenBatchNorm2d", "BatchNorm2d", "GroupNorm"):
+        raise ValueError(f"{who}: the backbone's norm layer {norm} is not FrozenBatchNorm2d, BatchNorm2d or GroupNorm")
+    extra = type(fpn.extra_blocks).__name__ if fpn.extra_blocks is not None else None
+    if extra != "LastLevelMaxPool" or len(fpn.inner_blocks[0]) != 1:
+        raise ValueError(f"{who}: only an FPN without norm layers and with LastLevelMaxPool is supported, "
+                         f"got extra block {extra}")
+    heads = model.roi_heads
+    for pool_name in ("box_roi_pool", "mask_roi_pool"):
+        if getattr(getattr(heads, pool_name), "roi_op", "align") != "align":
+            raise ValueError(f"{who}: roi_heads.{pool_name} pools with RoIPool; torchvision's Mask R-CNN has only "
+                             "RoIAlign")
+    if type(heads.box_head).__name__ != "TwoMLPHead":
+        raise ValueError(f"{who}: box head {type(heads.box_head).__name__} is not a TwoMLPHead")
+    if any(len(block) != 2 for block in heads.mask_head):
+        raise ValueError(f"{who}: only a mask head without norm layers is supported")
+
+    def pool(p) -> dict:
+        return dict(featmap_names=list(p.featmap_names), output_size=tuple(p.output_size),
+                    sampling_ratio=int(p.sampling_ratio), canonical_scale=int(p.canonical_scale),
+                    canonical_level=int(p.canonical_level))
+
+    def shape(layer) -> tuple[int, ...]:
+        return tuple(layer.weight.shape)
+
+    rpn, t = model.rpn, model.transform
+    return {
+        "resnet": resnet, "norm": norm, "groups": getattr(body.bn1, "num_groups", None),
+        "base_channels": shape(body.conv1)[0],
+        "return_layers": dict(body.return_layers),
+        "in_channels_list": [shape(block[0])[1] for block in fpn.inner_blocks],
+        "out_channels": int(model.backbone.out_channels),
+        "anchor_sizes": tuple(tuple(int(v) for v in s) for s in rpn.anchor_generator.sizes),
+        "aspect_ratios": tuple(tuple(float(v) for v in r) for r in rpn.anchor_generator.aspect_ratios),
+        "rpn_head": (shape(rpn.head.cls_logits)[1], shape(rpn.head.cls_logits)[0], len(rpn.head.conv)),
+        "box_roi_pool": pool(heads.box_roi_pool), "mask_roi_pool": pool(heads.mask_roi_pool),
+        "box_head": (shape(heads.box_head.fc6)[1], shape(heads.box_head.fc6)[0]),
+        "box_predictor": (shape(heads.box_predictor.cls_score)[1], shape(heads.box_predictor.cls_score)[0]),
+        "mask_head": (shape(heads.mask_head[0][0])[1], [shape(block[0])[0] for block in heads.mask_head],
+                      int(heads.mask_head[0][0].dilation[0])),
+        "mask_predictor": (*shape(heads.mask_predictor.conv5_mask)[:2], shape(heads.mask_predictor.mask_fcn_logits)[0]),
+        "settings": dict(
+            min_size=tuple(int(v) for v in t.min_size), max_size=int(t.max_size),
+            image_mean=[float(v) for v in t.image_mean], image_std=[float(v) for v in t.image_std],
+            size_divisible=int(t.size_divisible), fixed_size=t.fixed_size,
+            rpn_pre_nms_top_n_train=int(rpn._pre_nms_top_n["training"]),
+            rpn_pre_nms_top_n_test=int(rpn._pre_nms_top_n["testing"]),
+            rpn_post_nms_top_n_train=int(rpn._post_nms_top_n["training"]),
+            rpn_post_nms_top_n_test=int(rpn._post_nms_top_n["testing"]),
+            rpn_nms_thresh=float(rpn.nms_thresh), rpn_score_thresh=float(rpn.score_thresh),
+            rpn_fg_iou_thresh=float(rpn.proposal_matcher.high_threshold),
+            rpn_bg_iou_thresh=float(rpn.proposal_matcher.low_threshold),
+            rpn_batch_size_per_image=int(rpn.fg_bg_sampler.batch_size_per_image),
+            rpn_positive_fraction=float(rpn.fg_bg_sampler.positive_fraction),
+            box_score_thresh=float(heads.score_thresh), box_nms_thresh=float(heads.nms_thresh),
+            box_detections_per_img=int(heads.detections_per_img),
+            box_fg_iou_thresh=float(heads.proposal_matcher.high_threshold),
+            box_bg_iou_thresh=float(heads.proposal_matcher.low_threshold),
+            box_batch_size_per_image=int(heads.fg_bg_sampler.batch_size_per_image),
+            box_positive_fraction=float(heads.fg_bg_sampler.positive_fraction),
+            bbox_reg_weights=tuple(float(w) for w in heads.box_coder.weights),
+        ),
+    }
+
+
+def _torchvision():
+    try:
+        import torchvision
+        from torchvision.models.detection import backbone_utils, faster_rcnn, mask_rcnn, rpn
+    except ImportError as exc:
+        raise ImportError(f"Mask R-CNN conversion needs torchvision, which is not installed: {TORCH_INSTALL}") from exc
+    return torchvision, backbone_utils, faster_rcnn, mask_rcnn, rpn
+
+
+def _build_maskrcnn(spec: dict, torch_side: bool):
+    """torchvision's (``torch_side``) or our MaskRCNN with the architecture and settings of ``spec``.
+
+    Both libraries name their classes alike, module for module (``anchor_utils.AnchorGenerator``,
+    ``rpn.RPNHead``, ``faster_rcnn.TwoMLPHead``/``FastRCNNPredictor``,
+    ``mask_rcnn.MaskRCNNHeads``/``MaskRCNNPredictor``/``MaskRCNN``, ``backbone_utils.BackboneWithFPN``,
+    ``MultiScaleRoIAlign``, ``LastLevelMaxPool``), so only the imports differ.
+    """
+    if torch_side:
+        torchvision, backbone_utils, faster_rcnn, mask_rcnn, rpn = _torchvision()
+        from torchvision.models.detection import anchor_utils
+        from torchvision.ops import MultiScaleRoIAlign
+        from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+        from torchvision.ops.misc import FrozenBatchNorm2d
+
+        if spec["base_channels"] != 64:
+            raise ValueError(f"Mask R-CNN conversion: the ResNet has base_channels={spec['base_channels']}; "
+                             "torchvision's ResNet has 64 only")
+        norms = {"FrozenBatchNorm2d": FrozenBatchNorm2d, "BatchNorm2d": tnn.BatchNorm2d,
+                 "GroupNorm": lambda c: tnn.GroupNorm(spec["groups"], c)}
+        resnet = getattr(torchvision.models, spec["resnet"])(weights=None, norm_layer=norms[spec["norm"]])
+    else:
+        from .models import resnet as our_resnet
+        from .models.detection import anchor_utils, backbone_utils, faster_rcnn, mask_rcnn, rpn
+        from .nn import BatchNorm2d as OurBatchNorm2d
+        from .nn import GroupNorm
+        from .ops.feature_pyramid_network import LastLevelMaxPool
+        from .ops.misc import FrozenBatchNorm2d
+        from .ops.poolers import MultiScaleRoIAlign
+
+        norms = {"FrozenBatchNorm2d": FrozenBatchNorm2d, "BatchNorm2d": OurBatchNorm2d,
+                 "GroupNorm": lambda c: GroupNorm(spec["groups"], c)}
+        resnet = getattr(our_resnet, spec["resnet"])(weights=None, norm_layer=norms[spec["norm"]],
+                                                     base_channels=spec["base_channels"])
+    backbone = backbone_utils.BackboneWithFPN(resnet, spec["return_layers"], spec["in_channels_list"],
+                                              spec["out_channels"], extra_blocks=LastLevelMaxPool())
+    mask_in, mask_layers, dilation = spec["mask_head"]
+    return mask_rcnn.MaskRCNN(
+        backbone, num_classes=None,
+        rpn_anchor_generator=anchor_utils.AnchorGenerator(spec["anchor_sizes"], spec["aspect_ratios"]),
+        rpn_head=rpn.RPNHead(*spec["rpn_head"]),
+        box_roi_pool=MultiScaleRoIAlign(**spec["box_roi_pool"]), box_head=faster_rcnn.TwoMLPHead(*spec["box_head"]),
+        box_predictor=faster_rcnn.FastRCNNPredictor(*spec["box_predictor"]),
+        mask_roi_pool=MultiScaleRoIAlign(**spec["mask_roi_pool"]),
+        mask_head=mask_rcnn.MaskRCNNHeads(mask_in, mask_layers, dilation),
+        mask_predictor=mask_rcnn.MaskRCNNPredictor(*spec["mask_predictor"]),
+        **spec["settings"])
+
+
+def _copy_flags(source, target) -> None:
+    """requires_grad per parameter name, and the train/eval mode."""
+    flags = {name: p.requires_grad for name, p in source.named_parameters()}
+    for name, p in target.named_parameters():
+        if name in flags:
+            p.requires_grad_(flags[name])
+    target.train(source.training)
+
+
+def maskrcnn_to_torchvision(model) -> tnn.Module:
+    """Our :class:`~minitorchseg.models.detection.mask_rcnn.MaskRCNN` → torchvision's, weights copied bit for bit.
+
+    The backbone is torchvision's ResNet (18, 34 or 50, at torchvision's width) with
+    the same norm layer, returned layers and FPN; anchors, heads, poolers and every
+    threshold and size of the transform, RPN and RoI heads are ours. ``requires_grad``
+    (the frozen stages) and the train/eval mode are copied. ValueError for a part
+    torchvision cannot build (see :func:`_maskrcnn_spec`).
+    """
+    theirs = _build_maskrcnn(_maskrcnn_spec(model), torch_side=True)
+    state = model.state_dict()
+    dtype = _float_dtype(state)
+    if dtype is not None:
+        theirs.to(getattr(torch, dtype.name))
+    _check_state(state, {k: tuple(v.shape) for k, v in theirs.state_dict().items()}, "to_torch (Mask R-CNN)")
+    theirs.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
+    _copy_flags(model, theirs)
+    return theirs
+
+
+def maskrcnn_from_torchvision(module: tnn.Module) -> _OurModule:
+    """torchvision's ``MaskRCNN`` → ours with the same architecture, settings and weights (the reverse)."""
+    ours = _build_maskrcnn(_maskrcnn_spec(module), torch_side=False)
+    load_torch_state_dict(ours, module.state_dict())
+    _copy_flags(module, ours)
+    return ours

@@ -13,8 +13,9 @@ from their 1/0 defaults:
   optimiser moments) gives the same weights to 1e-6.
 
 Also: AdamW and SGD state conversion, ``import minitorchseg`` without torch,
-and the errors (an unsupported model, a missing or mis-shaped key, torch
-missing).
+the errors (an unsupported model, a missing or mis-shaped key, torch missing),
+the command line end to end (train here, one epoch in PyTorch, import, ``eval``
+gives PyTorch's metrics) and Mask R-CNN to torchvision's ``MaskRCNN`` and back.
 """
 
 from __future__ import annotations
@@ -541,3 +542,73 @@ def test_cli_export_and_import_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.delattr(mts, "export")
     status, _, err = _cli(["export", run / "checkpoint.npz", tmp_path / "t.pt"], capsys)
     assert status == 1 and 'pip install "minitorchseg[torch]"' in err
+
+
+# ----------------------------------------------------------------------------------------- Mask R-CNN
+# Small images and few proposals, so that a forward takes about a second (as tests/detection/test_maskrcnn.py).
+MASKRCNN_CONFIG = dict(min_size=64, max_size=96, rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100,
+                       box_score_thresh=0.01, box_detections_per_img=8, box_batch_size_per_image=32)
+DETECTION_TOL = 1e-8   # float64, relative to the largest box coordinate / score / mask value
+
+
+def _our_maskrcnn(**config):
+    from minitorchseg.models.detection.backbone_utils import resnet_fpn_backbone
+    from minitorchseg.models.detection.mask_rcnn import MaskRCNN
+
+    mts.manual_seed(0)
+    return MaskRCNN(resnet_fpn_backbone(backbone_name="resnet18", trainable_layers=2), num_classes=4,
+                    **{**MASKRCNN_CONFIG, **config})
+
+
+def test_maskrcnn_to_torchvision_and_back_is_bit_identical_with_every_setting():
+    from torchvision.models.detection import MaskRCNN as TorchvisionMaskRCNN
+
+    ours = _our_maskrcnn(bbox_reg_weights=(5.0, 5.0, 2.0, 2.0), rpn_nms_thresh=0.6)
+    theirs = to_torch(ours)
+    assert type(theirs) is TorchvisionMaskRCNN
+    assert theirs.roi_heads.detections_per_img == 8 and theirs.rpn.nms_thresh == 0.6
+    assert theirs.roi_heads.box_coder.weights == (5.0, 5.0, 2.0, 2.0) and theirs.transform.max_size == 96
+    assert list(theirs.state_dict()) == list(ours.state_dict())
+    back = from_torch(theirs)
+    assert export._maskrcnn_spec(back) == export._maskrcnn_spec(theirs) == export._maskrcnn_spec(ours)
+    for key, value in ours.state_dict().items():
+        np.testing.assert_array_equal(theirs.state_dict()[key].numpy(), value, err_msg=key)
+        np.testing.assert_array_equal(back.state_dict()[key], value, err_msg=key)
+    frozen = [name for name, p in ours.named_parameters() if not p.requires_grad]
+    assert frozen and frozen == [name for name, p in theirs.named_parameters() if not p.requires_grad]
+    assert frozen == [name for name, p in back.named_parameters() if not p.requires_grad]
+
+
+def test_maskrcnn_torchvisions_detections_equal_ours_float64():
+    """A torchvision model built by torchvision (its own initialisation) → ours: the same detections."""
+    from torchvision.models.detection import backbone_utils as tv_backbone_utils
+    from torchvision.models.detection import mask_rcnn as tv_mask_rcnn
+
+    torch.manual_seed(0)
+    theirs = tv_mask_rcnn.MaskRCNN(tv_backbone_utils.resnet_fpn_backbone(backbone_name="resnet18", weights=None),
+                                   num_classes=4, **MASKRCNN_CONFIG).double().eval()
+    ours = from_torch(theirs)
+    assert not ours.training
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(size=(3, h, w)) for h, w in ((64, 80), (96, 64))]
+    with mts.no_grad():
+        mine = ours([mts.tensor(im) for im in images])
+    with torch.no_grad():
+        ref = theirs([torch.from_numpy(im) for im in images])
+    for i, (a, b) in enumerate(zip(mine, ref, strict=True)):
+        assert len(b["scores"]) > 0
+        np.testing.assert_array_equal(a["labels"].numpy(), b["labels"].numpy())
+        for key in ("boxes", "scores", "masks"):
+            assert_close(a[key].numpy(), b[key].numpy(), DETECTION_TOL, f"image {i} {key}")
+
+
+def test_maskrcnn_parts_torchvision_cannot_build_are_named():
+    from minitorchseg.models.detection.backbone_utils import resnet_fpn_backbone
+    from minitorchseg.models.detection.mask_rcnn import MaskRCNN
+
+    narrow = MaskRCNN(resnet_fpn_backbone(backbone_name="resnet18", base_channels=16), num_classes=3)
+    with pytest.raises(ValueError, match="base_channels=16; torchvision's ResNet has 64 only"):
+        to_torch(narrow)
+    pooled = _our_maskrcnn(roi_op="pool")
+    with pytest.raises(ValueError, match="roi_heads.box_roi_pool pools with RoIPool"):
+        to_torch(pooled)
