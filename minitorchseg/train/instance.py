@@ -27,7 +27,7 @@ One epoch of :func:`train_instance`:
    nuclei score;
 4. ``out_dir/checkpoint.npz`` is written atomically (``best.npz`` when the validation
    mask AP improved), then ``metrics.csv``, ``metrics.json`` and ``curve.png`` (the losses
-   per epoch; validation AP against minutes of training).
+   per epoch; validation AP against minutes of the run, validation included).
 
 The checkpoint is :func:`~minitorchseg.train.checkpoint.make_checkpoint`'s dict with
 ``task = "instance"``; semantic checkpoints have no ``task``. :func:`load_instance_checkpoint`
@@ -348,7 +348,7 @@ def write_instance_metrics(out_dir, history: list[dict], config: dict) -> None:
 
 def plot_instance_curves(path, history: list[dict]) -> None:
     """A PNG: the total and the five losses per epoch (left); validation mask and box AP, mask AP50, against
-    minutes of training (right)."""
+    minutes of the run, validation included (right)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -367,7 +367,7 @@ def plot_instance_curves(path, history: list[dict]) -> None:
     for key, label in (("mask_AP", "mask AP"), ("mask_AP50", "mask AP50"), ("box_AP", "box AP")):
         values = [np.nan if row.get(key) is None else row[key] for row in history]
         ax_ap.plot(minutes, values, "o-", label=label)
-    ax_ap.set_xlabel("minutes of training")
+    ax_ap.set_xlabel("minutes (training and validation)")
     ax_ap.set_ylabel("validation")
     ax_ap.set_ylim(0, 1)
     ax_ap.legend(fontsize=7)
