@@ -1388,38 +1388,160 @@ def _model_summaries() -> dict:
     return {name: summary(model, (1, 3, 64, 64)) for name, model in models.items()}
 
 
+def _shape_of(totals: dict, name: str | None = None, kind: str | None = None, nth: int = 0) -> tuple:
+    """``(C, H, W)`` of the layer called ``name``, or of the ``nth`` layer of type ``kind``, in a summary."""
+    rows = [r for r in totals["layers"] if (name is None or r["name"] == name) and (kind is None or r["type"] == kind)]
+    return tuple(rows[nth]["output_shape"][1:])
+
+
+def _last_shape(totals: dict, prefix: str) -> tuple:
+    """``(C, H, W)`` of the last layer whose name starts with ``prefix`` (a submodule's output)."""
+    return tuple([r for r in totals["layers"] if r["name"].startswith(prefix)][-1]["output_shape"][1:])
+
+
+def _block(ax, x, y, title, shape, colour, width=1.9):
+    """A layer block centred at ``(x, y)``: its name and ``C×H×W``; the height grows with log2 H."""
+    c, h, w = shape
+    height = 0.26 + 0.05 * np.log2(h)
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.02",
+                                fc=colour, ec="0.3", lw=0.8))
+    ax.text(x, y, f"{title}\n{c}×{h}×{w}", ha="center", va="center", fontsize=6.8)
+    return (x, y, width, height)
+
+
+def _link(ax, a, b, colour="0.3", text=None, style="-|>", ls="-", rad=0.0, where=0.5, dx=0.0, dy=0.0):
+    """An arrow from point ``a`` to point ``b`` with an optional label at fraction ``where``."""
+    ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle=style, color=colour, lw=1.1, ls=ls, shrinkA=0,
+                                                    shrinkB=0, connectionstyle=f"arc3,rad={rad}"))
+    if text:
+        ax.text(a[0] + where * (b[0] - a[0]) + dx, a[1] + where * (b[1] - a[1]) + dy, text, fontsize=6.5,
+                color=colour, ha="center", va="center")
+
+
+def _bottom(box):
+    return (box[0], box[1] - box[3] / 2)
+
+
+def _top(box):
+    return (box[0], box[1] + box[3] / 2)
+
+
+def _side(box, sign):
+    return (box[0] + sign * box[2] / 2, box[1])
+
+
+ENC, DEC, SKIP = "#fde2c8", "#d6e6f5", "#e4f2dc"
+
+
+def _draw_fcn(ax, totals):
+    enc_shapes = [_shape_of(totals, kind="MaxPool2d", nth=i) for i in range(5)]
+    ys = [7.0, 5.9, 4.8, 3.7, 2.6, 1.5]
+    xs = [1.2, 1.5, 1.8, 2.1, 2.4, 2.7]
+    boxes = [_block(ax, xs[0], ys[0], "input", totals["input_shape"][1:], "white")]
+    for i, shape in enumerate(enc_shapes):
+        boxes.append(_block(ax, xs[i + 1], ys[i + 1], f"conv{i + 1} + pool{i + 1}", shape, ENC))
+    for a, b in zip(boxes, boxes[1:]):
+        _link(ax, _bottom(a), _top(b))
+    fc = _block(ax, 4.6, 0.25, "fc6 7×7, fc7 1×1 → score_fr", _shape_of(totals, "score_fr"), ENC, width=2.6)
+    _link(ax, _bottom(boxes[5]), _side(fc, -1))
+    up2 = _block(ax, 7.0, 1.5, "upscore2 ×2", _shape_of(totals, "upscore2"), DEC)
+    _link(ax, _side(fc, 1), _bottom(up2))
+    plus1 = (7.0, 2.6)
+    up4 = _block(ax, 7.0, 3.15, "upscore_pool4 ×2", _shape_of(totals, "upscore_pool4"), DEC)
+    plus2 = (7.0, 3.7)
+    up8 = _block(ax, 7.0, 4.8, "upscore8 ×8", _shape_of(totals, "upscore8"), DEC)
+    out = _block(ax, 7.0, 5.9, "crop → out", totals["output_shape"][1:], "white", width=1.4)
+    s4 = _block(ax, 4.6, 2.6, "score_pool4 1×1", _shape_of(totals, "score_pool4"), SKIP)
+    s3 = _block(ax, 4.6, 3.7, "score_pool3 1×1", _shape_of(totals, "score_pool3"), SKIP)
+    for plus in (plus1, plus2):
+        ax.add_patch(plt_circle(plus))
+        ax.text(*plus, "+", ha="center", va="center", fontsize=11, color="#c0392b")
+    _link(ax, _side(boxes[4], 1), _side(s4, -1))
+    _link(ax, _side(boxes[3], 1), _side(s3, -1))
+    _link(ax, _side(s4, 1), (plus1[0] - 0.22, plus1[1]), "#c0392b", "crop", dy=0.18)
+    _link(ax, _side(s3, 1), (plus2[0] - 0.22, plus2[1]), "#c0392b", "crop", dy=0.18)
+    _link(ax, _top(up2), (plus1[0], plus1[1] - 0.22))
+    _link(ax, (plus1[0], plus1[1] + 0.22), _bottom(up4))
+    _link(ax, _top(up4), (plus2[0], plus2[1] - 0.22))
+    _link(ax, (plus2[0], plus2[1] + 0.22), _bottom(up8))
+    _link(ax, _top(up8), _bottom(out))
+
+
+def plt_circle(centre, radius=0.22):
+    """A small white circle with a red edge: the ⊕ of a skip."""
+    from matplotlib.patches import Circle
+    return Circle(centre, radius, fc="white", ec="#c0392b", lw=1.3)
+
+
+def _draw_u(ax, totals, enc_shapes, bottom_shape, dec_shapes, enc_names, dec_names, link_kind):
+    ys = [5.9, 4.8, 3.7, 2.6, 1.5]
+    boxes = [_block(ax, 1.6 + 0.35 * i, ys[i], enc_names[i], shape, ENC) for i, shape in enumerate(enc_shapes)]
+    bottom = _block(ax, 5.0, 0.25, enc_names[-1], bottom_shape, ENC)
+    dec = [_block(ax, 8.4 - 0.35 * i, ys[i], dec_names[i], shape, DEC) for i, shape in enumerate(dec_shapes)]
+    chain = boxes + [bottom]
+    for a, b in zip(chain[:-1], chain[1:-1]):
+        _link(ax, _bottom(a), _top(b))
+    _link(ax, _bottom(chain[-2]), _side(bottom, -1))
+    _link(ax, _side(bottom, 1), _bottom(dec[-1]))
+    for a, b in zip(dec[::-1], dec[::-1][1:]):
+        _link(ax, _top(a), _bottom(b))
+    for a, b in zip(boxes, dec):
+        if link_kind == "concat":
+            _link(ax, _side(a, 1), _side(b, -1), "#2c7a2c", "copy, concatenate", where=0.45, dy=0.14)
+        else:
+            _link(ax, _side(a, 1), _side(b, -1), "#8e44ad", "indices", ls="--", where=0.45, dy=0.14)
+    out = _block(ax, 8.4, 7.0, "1×1 conv → out", totals["output_shape"][1:], "white", width=1.6)
+    _link(ax, _top(dec[0]), _bottom(out))
+
+
 def fig_models(out_dir: Path = FIGURE_DIR) -> Path:
-    """The height of every leaf layer's output through FCN-8s, U-Net and SegNet (from ``models.summary``)."""
-    marks = {"MaxPool2d": ("v", "pool"), "MaxUnpool2d": ("^", "unpool"), "ConvTranspose2d": ("^", "transposed conv"),
-             "Upsample": ("^", "upsample")}
-    fig = Figure(figsize=(10, 3.6))
-    axes = fig.subplots(1, 3, sharey=True)
-    for ax, (name, (_, totals)) in zip(axes, _model_summaries().items()):
-        layers = [r for r in totals["layers"] if r["type"] not in ("ReLU", "BatchNorm2d", "Dropout")]
-        heights = [r["output_shape"][2] for r in layers]
-        ax.plot(range(len(layers)), heights, "-", color="0.6", lw=1)
-        ax.plot(range(len(layers)), heights, ".", color="0.3", ms=4)
-        shown = set()
-        for i, r in enumerate(layers):
-            if r["type"] in marks:
-                marker, label = marks[r["type"]]
-                ax.plot(i, heights[i], marker, ms=7, color="#c0392b" if marker == "v" else "#1f77b4",
-                        label=None if label in shown else label)
-                shown.add(label)
+    """FCN-8s, U-Net and SegNet as architecture diagrams, every shape from ``models.summary`` on a 64×64 input.
+
+    FCN: side branches (score_pool4, score_pool3) summed (+) into the upsampling
+    path; U-Net: the encoder's maps concatenated into the decoder; SegNet: only
+    the pooling indices cross. Also checks the multiply-accumulate counts the
+    page quotes, at 64×64 and 256×256.
+    """
+    summaries = _model_summaries()
+    (_, fcn), (_, unet_totals), (_, segnet_totals) = summaries.values()
+    for totals in (fcn, unet_totals, segnet_totals):
         assert totals["output_shape"] == (1, 4, 64, 64)
-        if heights[-1] != 64:
-            ax.plot([len(layers) - 1, len(layers)], [heights[-1], 64], ":", color="0.4")
-            ax.plot(len(layers), 64, "x", ms=7, color="k", label="crop (not a layer)")
-        ax.set_yscale("log", base=2)
-        ax.set_yticks([2, 4, 8, 16, 32, 64, 128, 256])
-        ax.set_yticklabels(["2", "4", "8", "16", "32", "64", "128", "256"])
-        ax.set_title(f"{name}\n{totals['total_params']:,} params, {totals['total_macs'] / 1e6:.0f} M mult-adds",
-                     fontsize=9)
-        ax.set_xlabel("layer (conv, pool, up; BN/ReLU omitted)", fontsize=8)
-        ax.legend(fontsize=7, loc="lower left")
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("output height (input 64)", fontsize=8)
-    fig.tight_layout()
+    assert (fcn["total_params"], unet_totals["total_params"], segnet_totals["total_params"]) == (531120, 122108,
+                                                                                              116656)
+    assert _shape_of(fcn, "conv1.0") == (4, 262, 262), "conv1_1 pads by 100: 64 + 200 − 2 = 262"
+    ratio64 = fcn["total_macs"] / unet_totals["total_macs"]
+    _, fcn256 = summary(fcn8s(num_classes=4, width=1 / 16), (1, 3, 256, 256))
+    _, unet256 = summary(unet(num_classes=4, base_channels=4, depth=4), (1, 3, 256, 256))
+    ratio256 = fcn256["total_macs"] / unet256["total_macs"]
+    assert _shape_of(fcn256, "conv1.0") == (4, 454, 454)
+    assert (round(ratio64, 1), round(ratio256, 1)) == (7.8, 1.6), (ratio64, ratio256)
+
+    fig = Figure(figsize=(14, 5.6))
+    axes = fig.subplots(1, 3)
+    _draw_fcn(axes[0], fcn)
+    _draw_u(axes[1], unet_totals,
+            [_last_shape(unet_totals, "inc.")] + [_last_shape(unet_totals, f"down.{i}.") for i in range(3)],
+            _last_shape(unet_totals, "down.3."),
+            [_last_shape(unet_totals, f"up.{3 - i}.") for i in range(4)],
+            ["2 convs", "pool + 2 convs", "pool + 2 convs", "pool + 2 convs", "pool + 2 convs (bottom)"],
+            ["up, concat, 2 convs"] * 4, "concat")
+    _draw_u(axes[2], segnet_totals,
+            [_shape_of(segnet_totals, kind="MaxPool2d", nth=i) for i in range(4)],
+            _shape_of(segnet_totals, kind="MaxPool2d", nth=4),
+            [_shape_of(segnet_totals, kind="MaxUnpool2d", nth=4 - i) for i in range(4)],
+            [f"conv{i + 1} + pool{i + 1}" for i in range(4)] + ["conv5 + pool5"],
+            [f"unpool{i + 1} + convs" for i in range(4)], "indices")
+    names = list(summaries)
+    for ax, name, totals in zip(axes, names, (fcn, unet_totals, segnet_totals)):
+        ax.set_xlim(0, 10.6)
+        ax.set_ylim(-0.4, 8.0)
+        ax.axis("off")
+        ax.set_title(f"{name}: {totals['total_params']:,} params, {totals['total_macs'] / 1e6:.0f} M mult-adds",
+                     fontsize=9.5)
+    fig.text(0.5, 0.015, "orange: encoder (down), blue: decoder (up), green: skip scores; + sums FCN's class "
+             "scores, U-Net concatenates feature maps, SegNet passes only the argmax indices; "
+             "C×H×W from models.summary on a 1×3×64×64 input", ha="center", fontsize=8.5)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return _save(fig, out_dir, "models")
 
 
