@@ -107,6 +107,24 @@ def test_resnet_fpn_backbone_keys_equal_torchvision():
     assert ours.out_channels == theirs.out_channels == 256
 
 
+def test_returned_layers_and_extractor_as_torchvision():
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor as tv_extractor
+
+    from minitorchseg.models.detection.backbone_utils import _resnet_fpn_extractor
+
+    ours = resnet_fpn_backbone(backbone_name="resnet18", weights=None, returned_layers=[2, 4])
+    theirs = tv_resnet_fpn_backbone(backbone_name="resnet18", weights=None, returned_layers=[2, 4])
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in theirs.state_dict().items()
+    ]
+    assert list(ours(mts.zeros((1, 3, 64, 64)))) == list(theirs(torch.zeros(1, 3, 64, 64))) == ["0", "1", "pool"]
+    ours = _resnet_fpn_extractor(resnet.resnet18(), 2, norm_layer=group_norm_layer(32))
+    theirs = tv_extractor(torchvision.models.resnet18(), 2, norm_layer=functools.partial(torch.nn.GroupNorm, 32))
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in theirs.state_dict().items()
+    ]
+
+
 @pytest.mark.parametrize("trainable_layers", [0, 3, 5])
 def test_trainable_layers_freeze_as_torchvision(trainable_layers):
     ours = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=trainable_layers,

@@ -126,13 +126,28 @@ def resnet_fpn_backbone(*, backbone_name: str, weights=None, norm_layer=FrozenBa
     if backbone_name not in _BACKBONES:
         raise ValueError(f"resnet_fpn_backbone: backbone_name: expected one of {sorted(_BACKBONES)}, "
                          f"got {backbone_name!r}")
+    _check_extractor_arguments(trainable_layers, returned_layers)
+    backbone = _BACKBONES[backbone_name](weights=weights, norm_layer=norm_layer, base_channels=base_channels)
+    return _resnet_fpn_extractor(backbone, trainable_layers, returned_layers, extra_blocks, out_channels=out_channels)
+
+
+def _check_extractor_arguments(trainable_layers, returned_layers) -> None:
     if isinstance(trainable_layers, bool) or not isinstance(trainable_layers, int) or not 0 <= trainable_layers <= 5:
         raise ValueError(f"Trainable layers should be in the range [0,5], got {trainable_layers}")
+    if returned_layers is not None and (not returned_layers or min(returned_layers) <= 0 or max(returned_layers) >= 5):
+        raise ValueError(f"Each returned layer should be in the range [1,4]. Got {returned_layers}")
+
+
+def _resnet_fpn_extractor(backbone: resnet.ResNet, trainable_layers: int, returned_layers: list[int] | None = None,
+                          extra_blocks: ExtraFPNBlock | None = None, norm_layer=None,
+                          out_channels: int = 256) -> BackboneWithFPN:
+    """Freeze ``backbone`` as ``trainable_layers`` says and put an FPN on it (torchvision's helper of that name).
+
+    ``norm_layer`` is the FPN's (None: plain biased convs, as torchvision's default).
+    """
+    _check_extractor_arguments(trainable_layers, returned_layers)
     if returned_layers is None:
         returned_layers = [1, 2, 3, 4]
-    if not returned_layers or min(returned_layers) <= 0 or max(returned_layers) >= 5:
-        raise ValueError(f"Each returned layer should be in the range [1,4]. Got {returned_layers}")
-    backbone = _BACKBONES[backbone_name](weights=weights, norm_layer=norm_layer, base_channels=base_channels)
     layers_to_train = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
     if trainable_layers == 5:
         layers_to_train.append("bn1")
@@ -142,4 +157,5 @@ def resnet_fpn_backbone(*, backbone_name: str, weights=None, norm_layer=FrozenBa
     return_layers = {f"layer{k}": str(v) for v, k in enumerate(returned_layers)}
     in_channels_stage2 = backbone.inplanes // 8
     in_channels_list = [in_channels_stage2 * 2 ** (i - 1) for i in returned_layers]
-    return BackboneWithFPN(backbone, return_layers, in_channels_list, out_channels, extra_blocks=extra_blocks)
+    return BackboneWithFPN(backbone, return_layers, in_channels_list, out_channels, extra_blocks=extra_blocks,
+                           norm_layer=norm_layer)
