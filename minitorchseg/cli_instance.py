@@ -134,6 +134,9 @@ def cmd_train_instance(args) -> int:
     val_set = open_instance_split(spec, "val")
     if len(train_set) == 0:
         raise _error(f"--data {spec.text!r}: the training split is empty")
+    if tuple(val_set.category_ids) != tuple(train_set.category_ids):
+        raise _error(f"--data {spec.text!r}: the validation set's categories {list(val_set.category_ids)} differ "
+                     f"from the training set's {list(train_set.category_ids)}")
     model_kwargs = settings.get("model_kwargs") or _model_kwargs(settings["model_args"], train_set.num_classes)
     if model_kwargs["num_classes"] != train_set.num_classes:
         raise _error(f"the checkpoint's model has {model_kwargs['num_classes']} classes (background counted) but "
@@ -162,9 +165,9 @@ def cmd_eval_instance(args) -> int:
         raise _error(f"checkpoint {args.checkpoint!r} names no data set; pass --data")
     spec = parse_data_spec(text)
     data = open_instance_split(spec, args.split)
-    if data.num_classes != int(info["num_classes"]):
-        raise _error(f"--data {spec.text!r} has {data.num_classes} classes (background counted) but the "
-                     f"checkpoint's model predicts {info['num_classes']}")
+    if [int(c) for c in data.category_ids] != [int(c) for c in info["category_ids"]]:
+        raise _error(f"--data {spec.text!r} has the categories {list(data.category_ids)} but the checkpoint's model "
+                     f"predicts {list(info['category_ids'])}")
     results = evaluate_instance(model, data, device=args.device, score_threshold=args.score_threshold,
                                 progress=not args.quiet)
     print(f"{ckpt['model']['name']} after {ckpt['epoch']} epoch(s), {spec.text} {args.split} ({len(data)} images)")

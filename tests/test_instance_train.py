@@ -284,3 +284,26 @@ def test_cli_empty_instance_data(tmp_path, capsys, fake_registry):
     code, _, err = run(capsys, "train", "--model", "maskrcnn", "--data", f"dsb2018:{root}", "--out", tmp_path / "o")
     assert code == 1 and "lists no image: the 'train' split is empty" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_on_coco_files(tmp_path, capsys, fake_registry):
+    from tests.test_instance_data import coco_fixture
+
+    images_dir, path, coco = coco_fixture(tmp_path, np.random.default_rng(0))
+    spec = f"coco:{images_dir},{path},{images_dir},{path}"
+    code, text, err = run(capsys, "train", "--model", "maskrcnn", "--data", spec, "--epochs", 1, "--out",
+                          tmp_path / "run", "--quiet")
+    assert code == 0, err
+    assert "3 training, 3 validation images" in text
+    assert load(tmp_path / "run" / "checkpoint.npz")["data"]["category_ids"] == [3, 7]
+    code, text, err = run(capsys, "eval", tmp_path / "run" / "checkpoint.npz", "--quiet")
+    assert code == 0, err
+    coco["categories"].append({"id": 12, "name": "twelve"})
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(coco))
+    code, _, err = run(capsys, "eval", tmp_path / "run" / "checkpoint.npz", "--data", f"coco:{images_dir},{other}")
+    assert code == 1 and "has the categories [3, 7, 12] but the checkpoint's model predicts [3, 7]" in err
+    mixed = f"coco:{images_dir},{path},{images_dir},{other}"
+    code, _, err = run(capsys, "train", "--model", "maskrcnn", "--data", mixed, "--out", tmp_path / "mixed")
+    assert code == 1 and "the validation set's categories [3, 7, 12] differ from the training set's [3, 7]" in err
+    assert not (tmp_path / "mixed").exists()
