@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["copy_into_ours", "copy_into_torch", "replay_torch_randperm", "as_numpy", "assert_grads_equal"]
+__all__ = ["copy_into_ours", "copy_into_torch", "replay_torch_randperm", "as_numpy", "assert_grads_equal",
+           "float64_rpn_labels"]
 
 
 def copy_into_ours(theirs: torch.nn.Module, ours) -> None:
@@ -44,3 +45,16 @@ def assert_grads_equal(ours, theirs: torch.nn.Module, tol: dict) -> int:
         np.testing.assert_allclose(got, expected, rtol=tol["rtol"], atol=tol["atol"] * scale, err_msg=name)
         count += 1
     return count
+
+
+def float64_rpn_labels(theirs) -> None:
+    """torchvision makes the RPN's anchor labels float32 whatever the model's dtype, so its objectness loss of a
+    float64 model is float32 (BCE promotes to the target's dtype); casting the labels to float64 makes the
+    reference a float64 computation (the same formula) that a 1e-10 comparison can use."""
+    assign = theirs.assign_targets_to_anchors
+
+    def assign_float64(anchors, targets):
+        labels, matched = assign(anchors, targets)
+        return [label.double() for label in labels], matched
+
+    theirs.assign_targets_to_anchors = assign_float64

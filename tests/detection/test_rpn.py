@@ -23,7 +23,7 @@ from minitorchseg.models.detection.rpn import RegionProposalNetwork, RPNHead, co
 
 from ..strategies import TOL, dtypes, seeds
 from ..torch_ref import upstream
-from .rcnn_common import assert_grads_equal, copy_into_ours, replay_torch_randperm
+from .rcnn_common import assert_grads_equal, copy_into_ours, float64_rpn_labels, replay_torch_randperm
 
 CHANNELS = 4
 SIZES = ((16,), (32,))
@@ -48,21 +48,8 @@ def _pair(dtype, seed, pre=(60, 40), post=(30, 25), batch_size=64, score_thresh=
     theirs.to(getattr(torch, np.dtype(dtype).name))
     ours.fg_bg_sampler.generator = replay_torch_randperm
     if dtype == np.float64:
-        _float64_rpn_labels(theirs)
+        float64_rpn_labels(theirs)
     return ours, theirs
-
-
-def _float64_rpn_labels(theirs) -> None:
-    """torchvision makes the RPN's anchor labels float32 whatever the model's dtype, so its objectness loss of a
-    float64 model is float32 (BCE promotes to the target's dtype); casting the labels to float64 makes the
-    reference a float64 computation (the same formula) that a 1e-10 comparison can use."""
-    assign = theirs.assign_targets_to_anchors
-
-    def assign_float64(anchors, targets):
-        labels, matched = assign(anchors, targets)
-        return [label.double() for label in labels], matched
-
-    theirs.assign_targets_to_anchors = assign_float64
 
 
 def _inputs(dtype, seed):
