@@ -389,9 +389,10 @@ def cmd_predict(args) -> int:
     resize = info.get("resize")
     os.makedirs(args.out, exist_ok=True)
     used: set = set()
-    from tqdm.auto import tqdm
+    from minitorchseg.train.progress import progress_bar
 
-    for path, image in tqdm(list(zip(args.images, images)), desc="predict", unit="img", disable=len(images) < 2):
+    pairs = list(zip(args.images, images))
+    for path, image in progress_bar(pairs, total=len(pairs), desc="predict", unit="img", enabled=len(images) >= 2):
         labels = predict(model, image, device=args.device, mean=info["mean"], std=info["std"],
                          resize=None if resize is None else tuple(resize))
         stem = _output_stem(path, used)

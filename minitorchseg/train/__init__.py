@@ -15,8 +15,13 @@ One epoch of :func:`train`:
    each item randomly cropped (``crop``) and flipped (``flip``), then normalised
    ``(image / 255 - mean) / std``;
 2. per batch: logits = model(x); loss = cross_entropy(logits, y, class weights,
-   ignore_index); backward; optimiser step. A tqdm bar shows the running loss and
-   images per second;
+   ignore_index); backward; optimiser step. A batch with no labelled pixel (every
+   pixel ``ignore_index``, or of classes of weight 0: its mean loss is 0/0) is
+   skipped, and a warning counts the skipped batches of the epoch; an epoch that
+   skips them all is an error. A non-finite loss stops the run (the learning rate
+   is blamed only when earlier updates were finite). On a terminal a tqdm bar shows
+   the running loss and images per second; in a log file or CI
+   (:mod:`.progress`) one line per epoch (and one every 30 s of a long epoch);
 3. the model is evaluated on the validation set (:func:`evaluate`: a confusion
    matrix over every pixel, :class:`~minitorchseg.metrics.ConfusionMatrix`);
 4. the checkpoint ``out_dir/checkpoint.npz`` is written atomically with
@@ -36,8 +41,8 @@ or the new one, never half of one.
 
 The modules: :mod:`.config` (:class:`TrainConfig`, the settings and their
 defaults, the optimiser and the learning-rate schedule), :mod:`.checkpoint` (the
-checkpoint format), :mod:`.reporting` (CSV, JSON and the curve) and :mod:`.loop`
-(train, evaluate, predict).
+checkpoint format), :mod:`.reporting` (CSV, JSON and the curve), :mod:`.progress`
+(progress bars and lines) and :mod:`.loop` (train, evaluate, predict).
 """
 
 from .checkpoint import (

@@ -6,9 +6,9 @@ import json
 import math
 import os
 import time
+import warnings
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from minitorchseg import functional as F
 from minitorchseg.autograd import no_grad
@@ -29,6 +29,7 @@ from .checkpoint import (
     read_checkpoint,
 )
 from .config import IMAGENET_MEAN, IMAGENET_STD, TrainConfig, make_optimizer, scheduled_lr
+from .progress import progress_bar
 from .reporting import json_value, plot_curves, write_metrics
 
 __all__ = ["train", "evaluate", "predict", "overlay"]
@@ -73,7 +74,7 @@ def evaluate(model, data, *, batch_size: int = 8, device: str = "cpu", mean=IMAG
     resizer = Resize(resize) if resize is not None else None
     total_loss, total_weight = 0.0, 0.0
     model.eval()
-    bar = tqdm(total=len(data), desc=desc, unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=len(data), desc=desc, unit="img", enabled=progress, leave=False)
     with no_grad():
         for images, masks in _same_size_batches(_Resized(data, resizer), batch_size):
             x = Tensor(_normalize(images, mean, std), device=device)
@@ -151,6 +152,25 @@ def _train_transform(crop, flip: bool, ignore_index, mean, std, resize):
         steps.append(RandomHorizontalFlip(0.5))
     steps.append(Normalize(mean, std))
     return Compose(steps)
+
+
+def _labelled_weight(masks: np.ndarray, ignore, class_weights) -> float:
+    """The mean-loss denominator of a batch: its labelled pixels (not ``ignore``), each with its class weight."""
+    labelled = masks != ignore if ignore is not None else np.ones(masks.shape, dtype=bool)
+    if class_weights is None:
+        return float(np.count_nonzero(labelled))
+    return float(class_weights[masks[labelled]].sum())
+
+
+def _non_finite_loss(value: float, epoch: int, steps: int, lr: float) -> str:
+    """The error for a NaN/inf loss; the learning rate is blamed only after weight updates that were finite."""
+    where = f"train: the loss became {value} in epoch {epoch}"
+    if steps == 0:
+        return (f"{where}, on the first batch, before any weight update of this run, so the learning rate is not "
+                f"the cause: check the model's weights (a resumed checkpoint) and the class weights for "
+                f"NaN/inf values")
+    return (f"{where} after {steps} finite update(s): the weights diverged, usually because the learning rate is "
+            f"too high; lower it (--lr {lr})")
 
 
 def _data_info(data, mean, std, resize, spec) -> dict:
@@ -231,32 +251,43 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
     weight = None if class_weights is None else Tensor(class_weights.astype(np.float32), device=device)
     ignore_arg = -100 if ignore is None else ignore
     best = max((row["miou"] for row in history if row.get("miou") is not None), default=-math.inf)
+    steps = 0
 
     for epoch in range(start_epoch, epochs):
         for group in opt.param_groups:
             group["lr"] = scheduled_lr(lr, lr_schedule, epoch, epochs)
         model.train()
         started = time.perf_counter()
-        seen, loss_sum = 0, 0.0
-        bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                   disable=not progress, dynamic_ncols=True)
+        seen, loss_sum, skipped = 0, 0.0, 0
+        bar = progress_bar(loader, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                           enabled=progress)
         for images, masks in bar:
+            if _labelled_weight(masks, ignore, class_weights) == 0:
+                skipped += 1  # its mean loss is 0/0: no pixel to learn from
+                continue
             x = Tensor(images, device=device)
             y = Tensor(masks, device=device)
             logits = model(x)
             loss = F.cross_entropy(logits, y, weight=weight, ignore_index=ignore_arg)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise FloatingPointError(_non_finite_loss(value, epoch + 1, steps, lr))
             opt.zero_grad()
             loss.backward()
             opt.step()
-            value = float(loss.item())
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"train: the loss became {value} in epoch {epoch + 1}; lower the learning rate (--lr {lr})"
-                )
+            steps += 1
             seen += len(images)
             loss_sum += value * len(images)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (time.perf_counter() - started):.1f}")
         bar.close()
+        if skipped:
+            why = f"every pixel is ignore_index={ignore}" if class_weights is None else (
+                f"every pixel is ignore_index={ignore} or of a class with weight 0")
+            if seen == 0:
+                raise ValueError(f"train: epoch {epoch + 1}: all {skipped} training batch(es) have no labelled pixel "
+                                 f"({why}): nothing to learn from; check the masks and ignore_index")
+            warnings.warn(f"train: epoch {epoch + 1}: skipped {skipped} of {len(loader)} batch(es) with no labelled "
+                          f"pixel ({why}); their mean loss would be 0/0", UserWarning, stacklevel=2)
         train_seconds = time.perf_counter() - started
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": float(opt.param_groups[0]["lr"]),
                "images_per_second": seen / train_seconds}
