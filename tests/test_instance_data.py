@@ -7,6 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torchvision
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
@@ -30,6 +34,7 @@ from minitorchseg.data.instance_transforms import (
 )
 from minitorchseg.data.instances import InstanceShapes, check_target, empty_target, make_target, masks_to_boxes
 from minitorchseg.data.spec import open_instance_split, open_split, parse_data_spec
+from tests.strategies import seeds, settings_fast
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,6 +73,39 @@ def test_boxes_match_pycocotools_on_random_masks():
     coco = mask_utils.toBbox(mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0))))
     np.testing.assert_array_equal(boxes[:, :2], coco[:, :2])
     np.testing.assert_array_equal(boxes[:, 2:] - boxes[:, :2], coco[:, 2:])
+
+
+@settings_fast
+@given(seed=seeds, k=st.integers(1, 5), h=st.integers(1, 12), w=st.integers(1, 12))
+def test_boxes_are_torchvisions_masks_to_boxes_plus_one(seed, k, h, w):
+    # torchvision/ops/boxes.py masks_to_boxes: x2 = max column, y2 = max row; ours are one more (module docstring).
+    rng = np.random.default_rng(seed)
+    masks = rng.random((k, h, w)) < 0.3
+    masks[np.arange(k), rng.integers(0, h, k), rng.integers(0, w, k)] = True
+    theirs = torchvision.ops.masks_to_boxes(torch.from_numpy(masks)).numpy()
+    np.testing.assert_array_equal(masks_to_boxes(masks), theirs + np.array([0, 0, 1, 1], np.float32))
+
+
+@settings_fast
+@given(seed=seeds, k=st.integers(0, 4), vertical=st.booleans())
+def test_flips_equal_torchvisions_v2_flips(seed, k, vertical):
+    # torchvision/transforms/v2/functional/_geometry.py: horizontal_flip_bounding_boxes maps XYXY x1 -> W - x2,
+    # x2 -> W - x1 (and vertical_flip likewise in y), masks mirrored.
+    from torchvision import tv_tensors
+    from torchvision.transforms.v2 import functional as TF
+
+    rng = np.random.default_rng(seed)
+    image, target = _random_target(rng, k=max(k, 1))
+    if k == 0:
+        target = empty_target(*image.shape[:2], 3)
+    flip = InstanceVerticalFlip(1.0) if vertical else InstanceHorizontalFlip(1.0)
+    out_image, out = flip(image, target, rng)
+    op = TF.vertical_flip if vertical else TF.horizontal_flip
+    boxes = tv_tensors.BoundingBoxes(torch.from_numpy(target["boxes"]), format="XYXY", canvas_size=image.shape[:2])
+    np.testing.assert_array_equal(out["boxes"], op(boxes).numpy())
+    np.testing.assert_array_equal(out["masks"], op(tv_tensors.Mask(torch.from_numpy(target["masks"]))).numpy())
+    np.testing.assert_array_equal(out_image, op(torch.from_numpy(image).permute(2, 0, 1)).permute(1, 2, 0).numpy())
+    np.testing.assert_array_equal(out["labels"], target["labels"])
 
 
 def test_empty_mask_has_no_box_and_empty_target_is_valid():
