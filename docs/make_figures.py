@@ -5,6 +5,7 @@
     python docs/make_figures.py                       # every figure into docs/figures/
     python docs/make_figures.py --only checkerboard   # one figure (repeat --only for several)
     python docs/make_figures.py --out /tmp/figs       # somewhere else
+    python docs/make_figures.py --small --out /tmp/f  # all but the slowest four (what tests/test_docs.py runs)
 
 One function per figure: ``fig_<name>(out_dir)`` computes its picture with the
 library (``minitorchseg.functional``, ``minitorchseg.ops``, ``minitorchseg.metrics``,
@@ -54,7 +55,7 @@ from minitorchseg.models import fcn8s, segnet, summary, unet  # noqa: E402
 from minitorchseg.models.fcn import bilinear_kernel  # noqa: E402
 
 __all__ = [
-    "FIGURES", "SEED_TRUE", "SEED_PRED", "main", "roi_stride32_errors", "street_example",
+    "FIGURES", "SMALL", "LARGE", "SEED_TRUE", "SEED_PRED", "main", "roi_stride32_errors", "street_example",
     "fig_tasks", "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_transposed_views", "fig_unpool", "fig_bilinear",
     "fig_bilinear_weights", "fig_roi_align", "fig_roi_stride32", "fig_nms", "fig_metrics", "fig_metrics_multiclass",
     "fig_kmeans", "fig_models", "fig_fcn_fc", "fig_fcn_skips", "fcn_skip_ceiling",
@@ -1567,17 +1568,27 @@ FIGURES: dict[str, Callable[[Path], Path]] = {
 }
 
 
+# The figures that need the most work (full-width U-Net, whole-model summaries at two sizes, k-means on a
+# photo, RoIAlign's first compilation) are left out of the small mode that tests/test_docs.py runs.
+LARGE = ("kmeans", "models", "encoder_decoder", "roi_align")
+SMALL = tuple(name for name in FIGURES if name not in LARGE)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=sorted(FIGURES), metavar="NAME",
                         help=f"make only this figure (repeatable); one of {', '.join(FIGURES)}")
+    parser.add_argument("--small", action="store_true",
+                        help=f"make every figure but the slowest ({', '.join(LARGE)}), as the tests do")
     parser.add_argument("--out", type=Path, default=FIGURE_DIR, help="output directory (default docs/figures)")
     args = parser.parse_args(argv)
-    for name in args.only or list(FIGURES):
+    if args.only and args.small:
+        parser.error("--only and --small exclude each other")
+    for name in args.only or (SMALL if args.small else list(FIGURES)):
         start = time.perf_counter()
         path = FIGURES[name](args.out)
         kib = path.stat().st_size / 1024
-        print(f"{name:<13} {path}  {kib:6.1f} KiB  {time.perf_counter() - start:5.2f} s")
+        print(f"{name:<18} {path}  {kib:6.1f} KiB  {time.perf_counter() - start:5.2f} s")
     return 0
 
 

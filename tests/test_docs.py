@@ -1,4 +1,4 @@
-"""docs/make_figures.py still runs: the three cheapest figures are drawn into a temporary directory."""
+"""docs/make_figures.py still runs (its small mode, into a temporary directory); every page is listed and shown."""
 
 import importlib.util
 import re
@@ -36,9 +36,19 @@ def test_command_line_only_writes_the_named_figures(make_figures, tmp_path):
     assert all(_is_png(p) for p in tmp_path.iterdir())
 
 
-def test_unpool_figure(make_figures, tmp_path):
-    path = make_figures.fig_unpool(tmp_path)
-    assert path == tmp_path / "unpool.png" and _is_png(path)
+def test_small_mode_makes_every_small_figure(make_figures, tmp_path):
+    """``--small`` draws every figure but the four slowest; each figure's asserts check the numbers its page quotes."""
+    assert set(make_figures.SMALL) | set(make_figures.LARGE) == set(make_figures.FIGURES)
+    assert make_figures.main(["--small", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.png" for name in make_figures.SMALL)
+    assert all(_is_png(p) for p in tmp_path.iterdir())
+
+
+def test_every_page_is_listed_in_the_readme():
+    readme = (ROOT / "docs" / "README.md").read_text(encoding="utf-8")
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        if page.name != "README.md":
+            assert f"]({page.name})" in readme, f"docs/{page.name} is not listed in docs/README.md"
 
 
 
