@@ -453,3 +453,22 @@ def test_folder_spec_sets_ignore_index_and_classes_of_every_split(tmp_path):
     mapped = open_split(f"folder:{images},{masks},map=255:2", "test")
     assert mapped.num_classes == 3
     np.testing.assert_array_equal(mapped[0][1], np.where(stored[0] == 255, 2, stored[0]))
+
+
+def test_command_line_trains_on_0_255_masks_as_two_classes_and_predicts_upright(tmp_path, capsys):
+    images, masks, _ = _folder(tmp_path, [0, 255], n=5, size=(16, 16))
+    out = tmp_path / "run"
+    argv = ["train", "--model", "unet", "--model-arg", "base_channels=4", "--model-arg", "depth=1",
+            "--data", f"folder:{images},{masks}", "--epochs", "1", "--batch-size", "2", "--out", str(out), "--quiet"]
+    with pytest.warns(UserWarning, match="hold only the values 0 and 255"):
+        assert main(argv) == 0
+    ckpt = mts.load(out / "checkpoint.npz")
+    assert ckpt["model"]["kwargs"]["num_classes"] == 2 and ckpt["data"]["num_classes"] == 2
+    with pytest.warns(UserWarning, match="0 and 255"):
+        assert main(["eval", str(out / "checkpoint.npz"), "--data", f"folder:{images},{masks}", "--quiet"]) == 0
+    assert "class_1" in capsys.readouterr().out
+    stored = _photo(tmp_path / "phone.jpg", 6, size=(16, 24))
+    predicted = tmp_path / "p"
+    assert main(["predict", str(out / "checkpoint.npz"), str(tmp_path / "phone.jpg"), "--out", str(predicted)]) == 0
+    labels = np.asarray(Image.open(predicted / "phone_labels.png"))
+    assert stored.shape[:2] == (16, 24) and labels.shape == (24, 16)  # the photo as displayed
