@@ -62,6 +62,6 @@ class FakeMaskRCNN(Module):
         return outputs
 
 
-def fake_maskrcnn(num_classes: int, hidden: int = 1) -> FakeMaskRCNN:
-    """The registry builder of :class:`FakeMaskRCNN`."""
+def fake_maskrcnn(num_classes: int, hidden: int = 1, min_size: int = 800, max_size: int = 1333) -> FakeMaskRCNN:
+    """The registry builder of :class:`FakeMaskRCNN` (``min_size``/``max_size`` accepted as Mask R-CNN's, unused)."""
     return FakeMaskRCNN(num_classes, hidden)

@@ -22,7 +22,8 @@ One epoch of :func:`train_instance`:
 
        f(s) = warmup_factor + (1 − warmup_factor) · s / warmup_steps   for s < warmup_steps, else 1
 
-   A tqdm bar shows each loss's running mean and images per second;
+   A progress bar (:func:`~minitorchseg.train.progress.progress_bar`: tqdm on a terminal, whole
+   lines elsewhere) shows each loss's running mean and images per second;
 3. validation (:func:`evaluate_instance`): COCO box and mask AP/AR by pycocotools and the
    nuclei score;
 4. ``out_dir/checkpoint.npz`` is written atomically (``best.npz`` when the validation
@@ -47,7 +48,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from minitorchseg.autograd import no_grad
 from minitorchseg.checks import check_positive_int
@@ -76,6 +76,7 @@ from .checkpoint import (
     read_checkpoint,
 )
 from .config import TrainConfig, make_optimizer, scheduled_lr
+from .progress import progress_bar
 from .reporting import json_value, write_text
 
 __all__ = [
@@ -233,7 +234,7 @@ def evaluate_instance(model, data, *, device: str = "cpu", score_threshold: floa
     if len(data) == 0:
         raise ValueError("evaluate_instance: the data set is empty")
     outputs, truths = [], []
-    bar = tqdm(total=len(data), desc=desc, unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=len(data), desc=desc, unit="img", enabled=progress, leave=False)
     for i in range(len(data)):
         image, _ = data[i]
         outputs.append(predict_instance(model, image, device))
@@ -443,9 +444,8 @@ def train_instance(model, train_data, val_data=None, *, epochs: int, out_dir, mo
         model.train()
         started = time.perf_counter()
         seen, sums = 0, dict.fromkeys(("total",) + LOSS_NAMES, 0.0)
-        bar = tqdm(instance_batches(train_data, batch_size, transform, seed, epoch, True, drop_last),
-                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress,
-                   dynamic_ncols=True)
+        bar = progress_bar(instance_batches(train_data, batch_size, transform, seed, epoch, True, drop_last),
+                           total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", enabled=progress)
         for step, batch in enumerate(bar):
             global_step = epoch * steps_per_epoch + step
             for group in opt.param_groups:
