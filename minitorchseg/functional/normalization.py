@@ -28,6 +28,8 @@ group); dweight[c] = Σ_{n,*} dy·x̂, dbias[c] = Σ_{n,*} dy.
 
 from __future__ import annotations
 
+import math
+
 from ..autograd import Function
 from ..tensor import Tensor
 
@@ -100,7 +102,8 @@ class GroupNorm(Function):
     def forward(ctx, x, weight, bias, num_groups, eps):
         xp = ctx.xp
         n, c = x.shape[:2]
-        grouped = x.reshape(n, num_groups, -1)
+        group_size = math.prod(x.shape[1:]) // num_groups  # explicit (not -1): an empty batch reshapes too
+        grouped = x.reshape(n, num_groups, group_size)
         mean = grouped.mean(axis=2, keepdims=True)
         var = ((grouped - mean) ** 2).mean(axis=2, keepdims=True)
         inv_std = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
@@ -123,8 +126,9 @@ class GroupNorm(Function):
         axes = (0,) + tuple(range(2, grad.ndim))
         gx = None
         if ctx.needs_input_grad[0]:
-            g = (grad * weight.reshape(shape) if weight is not None else grad).reshape(n, groups, -1)
-            xh = x_hat.reshape(n, groups, -1)
+            group_size = math.prod(grad.shape[1:]) // groups
+            g = (grad * weight.reshape(shape) if weight is not None else grad).reshape(n, groups, group_size)
+            xh = x_hat.reshape(n, groups, group_size)
             mean_g = g.mean(axis=2, keepdims=True)
             mean_gx = (g * xh).mean(axis=2, keepdims=True)
             gx = ((g - mean_g - xh * mean_gx) * inv_std).reshape(grad.shape)
