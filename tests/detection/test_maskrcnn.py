@@ -19,7 +19,7 @@ from torchvision.models.detection import mask_rcnn as tv_mask_rcnn
 
 import minitorchseg as mts
 from minitorchseg.models.detection.backbone_utils import resnet_fpn_backbone
-from minitorchseg.models.detection.mask_rcnn import MaskRCNN
+from minitorchseg.models.detection.mask_rcnn import MaskRCNN, maskrcnn_resnet_fpn
 from minitorchseg.models.detection.roi_heads import RoIHeads
 from minitorchseg.nn import Module
 
@@ -219,3 +219,36 @@ def test_image_without_objects_trains_and_module_attributes_register():
     heads = RoIHeads(None, None, None, 0.5, 0.5, 8, 0.25, None, 0.05, 0.5, 10)
     heads.mask_head = Module()
     assert heads.mask_head is not None and "mask_head" in dict(heads.named_children())
+
+
+def test_builder_with_torchvision_widths_has_torchvisions_keys():
+    ours = maskrcnn_resnet_fpn(num_classes=CLASSES, base_channels=64, fpn_channels=256, representation_size=1024,
+                               mask_channels=256, norm="frozen_bn", anchor_sizes=(32, 64, 128, 256, 512),
+                               min_size=800, max_size=1333)
+    theirs = tv_mask_rcnn.MaskRCNN(tv_backbone_utils.resnet_fpn_backbone(backbone_name="resnet18", weights=None),
+                                   num_classes=CLASSES)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    copy_into_ours(theirs, ours)
+    assert [n for n, p in ours.named_parameters() if p.requires_grad] == [
+        n for n, p in theirs.named_parameters() if p.requires_grad]
+    assert ours.transform.min_size == (800,) and ours.transform.max_size == 1333
+
+
+def test_compact_builder_trains_and_handles_no_detections():
+    model = maskrcnn_resnet_fpn(num_classes=3, min_size=96, max_size=128)
+    assert sum(p.numel() for p in model.parameters()) < 2_500_000
+    assert "backbone.body.bn1.weight" in model.state_dict()  # GroupNorm parameters, trainable
+    targets = _targets(np.float32, (2, 0))
+    losses = model([mts.tensor(i) for i in _images(np.float32)], [{k: mts.tensor(v) for k, v in t.items()}
+                                                                  for t in targets])
+    assert len(losses) == 5 and all(np.isfinite(v.numpy()) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if n.startswith("roi_heads.mask_head"))
+    model.eval()
+    model.roi_heads.score_thresh = 1.0  # no detection passes: the mask branch runs on 0 boxes
+    with mts.no_grad():
+        out = model([mts.tensor(i) for i in _images(np.float32)])
+    assert [o["masks"].shape for o in out] == [(0, 1, h, w) for h, w in SIZES]
+    assert [o["boxes"].shape for o in out] == [(0, 4), (0, 4)]
+    with pytest.raises(ValueError, match="norm must be 'group' or 'frozen_bn'"):
+        maskrcnn_resnet_fpn(norm="batch")

@@ -13,10 +13,13 @@ box's class, so classes do not compete for pixels (the paper's decoupling).
 from __future__ import annotations
 
 from ...nn import Conv2d, ConvTranspose2d, ReLU, Sequential, init
+from ...ops.misc import FrozenBatchNorm2d
 from ...ops.poolers import MultiScaleRoIAlign
-from .faster_rcnn import FasterRCNN
+from .anchor_utils import AnchorGenerator
+from .backbone_utils import group_norm_layer, resnet_fpn_backbone
+from .faster_rcnn import FasterRCNN, FastRCNNPredictor, TwoMLPHead
 
-__all__ = ["MaskRCNN", "MaskRCNNHeads", "MaskRCNNPredictor"]
+__all__ = ["MaskRCNN", "MaskRCNNHeads", "MaskRCNNPredictor", "maskrcnn_resnet_fpn"]
 
 
 class MaskRCNNHeads(Sequential):
@@ -107,3 +110,48 @@ class MaskRCNN(FasterRCNN):
         self.roi_heads.mask_roi_pool = mask_roi_pool
         self.roi_heads.mask_head = mask_head
         self.roi_heads.mask_predictor = mask_predictor
+
+
+def maskrcnn_resnet_fpn(num_classes: int = 2, backbone_name: str = "resnet18", base_channels: int = 16,
+                        fpn_channels: int = 64, representation_size: int = 256, mask_channels: int = 64,
+                        norm: str = "group", anchor_sizes=(8, 16, 32, 64, 128), min_size: int = 256,
+                        max_size: int = 384, roi_op: str = "align", **kwargs) -> MaskRCNN:
+    """A Mask R-CNN on a ResNet-FPN backbone; the defaults are a compact network that trains on two CPU cores.
+
+    Compact defaults (1.9 M parameters with resnet18 and 3 classes, against 30.9 M at torchvision's widths):
+
+    * backbone ``resnet_fpn_backbone(backbone_name, base_channels=16, out_channels=64)``: ResNet
+      widths 16, 32, 64, 128; all layers trainable; ``norm="group"`` puts GroupNorm (32 groups,
+      fewer where a stage is narrower) in the ResNet and the mask head, because batches of one or
+      two images give BatchNorm no statistics (``"frozen_bn"``: torchvision's FrozenBatchNorm2d,
+      for copied pre-trained weights, 3 trainable layers);
+    * anchors of 8, 16, 32, 64, 128 pixels on levels "0" … "pool" (strides 4 … 64), aspect
+      ratios 0.5, 1, 2: objects of roughly 6–180 pixels, small ones as in cell or shape data;
+    * images resized to a short side of 256, long side ≤ 384 (torchvision: 800 / 1333);
+    * box head ``TwoMLPHead(64·7·7, 256)``, mask head 4 × 64 channels, predictor 64 channels
+      (torchvision: 1024 and 256).
+
+    ``base_channels=64, fpn_channels=256, representation_size=1024, mask_channels=256,
+    norm="frozen_bn", anchor_sizes=(32, 64, 128, 256, 512), min_size=800, max_size=1333`` is
+    torchvision's ``MaskRCNN(resnet_fpn_backbone(backbone_name=...), num_classes)`` (same keys).
+    ``num_classes`` counts the background. Other keywords go to :class:`MaskRCNN`.
+    """
+    if norm not in ("group", "frozen_bn"):
+        raise ValueError(f"maskrcnn_resnet_fpn: norm must be 'group' or 'frozen_bn', got {norm!r}")
+    anchor_sizes = tuple(anchor_sizes)
+    if len(anchor_sizes) != 5:
+        raise ValueError(f"maskrcnn_resnet_fpn: anchor_sizes: expected 5 sizes (levels '0'..'3' and 'pool'), "
+                         f"got {anchor_sizes!r}")
+    group = norm == "group"
+    backbone = resnet_fpn_backbone(backbone_name=backbone_name, weights=None,
+                                   norm_layer=group_norm_layer() if group else FrozenBatchNorm2d,
+                                   trainable_layers=5 if group else 3, base_channels=base_channels,
+                                   out_channels=fpn_channels)
+    anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * len(anchor_sizes))
+    return MaskRCNN(
+        backbone, num_classes=None, min_size=min_size, max_size=max_size, rpn_anchor_generator=anchors,
+        box_head=TwoMLPHead(fpn_channels * 7 * 7, representation_size),
+        box_predictor=FastRCNNPredictor(representation_size, num_classes),
+        mask_head=MaskRCNNHeads(fpn_channels, (mask_channels,) * 4, 1,
+                                norm_layer=group_norm_layer() if group else None),
+        mask_predictor=MaskRCNNPredictor(mask_channels, mask_channels, num_classes), roi_op=roi_op, **kwargs)
