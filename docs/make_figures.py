@@ -540,6 +540,7 @@ def fig_unpool(out_dir: Path = FIGURE_DIR) -> Path:
         for j in range(4):
             r, c = divmod(int(crop_idx[i, j]), size)
             assert crop_up[r - r0, c - c0] == crop_pool[i, j], "the crop's unpooled value sits at its index"
+    assert 175 in crop_idx and divmod(175, size) == (5, 15), "the page's example: row 5, column 15"
     fig.tight_layout()
     return _save(fig, out_dir, "unpool")
 
