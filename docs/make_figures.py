@@ -1016,8 +1016,9 @@ def fig_metrics_multiclass(out_dir: Path = FIGURE_DIR) -> Path:
 
     # Dice vs IoU: per image one is a function of the other; as losses, Dice weighs a small object's pixels more.
     assert np.allclose(m["dice"], 2 * m["iou"] / (1 + m["iou"]))
-    two = np.array([0.9, 0.2])                    # two images' IoU: mean IoU 0.55, mean Dice 0.64
-    assert (round(two.mean(), 2), round(float(np.mean(2 * two / (1 + two))), 2)) == (0.55, 0.64)
+    method_a, method_b = np.array([1.0, 0.1]), np.array([0.5, 0.5])      # two images' IoU per method
+    means = [(round(float(v.mean()), 2), round(float(np.mean(2 * v / (1 + v))), 2)) for v in (method_a, method_b)]
+    assert means == [(0.55, 0.59), (0.5, 0.67)], means                     # mIoU prefers A, mean Dice B
     small = np.zeros((1, 32, 32), dtype=np.int64)
     small[0, 4:20, 4:20] = 1                      # a 16×16 object
     small[0, 25:27, 25:27] = 2                    # a 2×2 object
