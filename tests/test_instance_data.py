@@ -316,12 +316,12 @@ def test_coco_image_of_another_size(tmp_path):
 
 
 def test_coco_export_round_trip(tmp_path):
-    images_dir, path, _ = coco_fixture(tmp_path, np.random.default_rng(6))
+    images_dir, path, coco = coco_fixture(tmp_path, np.random.default_rng(6))
     ds = CocoInstances(images_dir, path)
     out = tmp_path / "gt.json"
     write_coco_json(out, coco_ground_truth(ds))
-    text = json.loads(out.read_text())
-    assert all(isinstance(a["segmentation"]["counts"], str) for a in text["annotations"])
+    # A data set read from a COCO file exports the file's own annotations (the official evaluation's ground truth).
+    assert json.loads(out.read_text())["annotations"] == coco["annotations"]
     ref = COCO(str(out))
     for i, image_id in enumerate(ds.image_ids):
         gt = ds.ground_truth(i)
@@ -330,7 +330,6 @@ def test_coco_export_round_trip(tmp_path):
         assert [a["category_id"] for a in anns] == [ds.category_ids[k - 1] for k in gt["labels"]]
         for got, ann in zip(gt["masks"], anns):
             np.testing.assert_array_equal(ref.annToMask(ann), got)
-            np.testing.assert_array_equal(ann["bbox"], mask_utils.toBbox(ann["segmentation"]))
     probabilities = np.stack([gt_mask.astype(np.float32) * 0.9 for gt_mask in ds[0][1]["masks"]])[:, None]
     dets = coco_detections([{"boxes": ds[0][1]["boxes"], "labels": ds[0][1]["labels"], "scores": [0.9, 0.8],
                              "masks": probabilities}], [5], ds.category_ids)
@@ -338,6 +337,31 @@ def test_coco_export_round_trip(tmp_path):
     results = ref.loadRes([{k: v for k, v in d.items() if k != "bbox"} for d in dets])
     for d, want in zip(results.loadAnns(results.getAnnIds()), ds[0][1]["masks"]):
         np.testing.assert_array_equal(results.annToMask(d), want)
+    # Missing area and bbox are filled in from the mask; a subset exports its own images only.
+    for ann in coco["annotations"]:
+        del ann["area"], ann["bbox"]
+    path.write_text(json.dumps(coco))
+    filled = coco_ground_truth(open_instance_split(f"coco:{images_dir},{path}", "train"))
+    assert [image["id"] for image in filled["images"]] == [5, 9]
+    first = filled["annotations"][0]
+    x1, y1, x2, y2 = ds.ground_truth(0)["boxes"][0].tolist()
+    assert first["area"] == 12.0 and first["bbox"] == [x1, y1, x2 - x1, y2 - y1] == [1.0, 1.0, 4.0, 3.0]
+
+
+def test_other_data_export_as_compressed_rle_text(tmp_path):
+    ds = InstanceShapes(3, size=20, seed=4, min_size=4, max_size=10)
+    out = tmp_path / "gt.json"
+    write_coco_json(out, coco_ground_truth(ds))
+    assert all(isinstance(a["segmentation"]["counts"], str) for a in json.loads(out.read_text())["annotations"])
+    ref = COCO(str(out))
+    for i, image_id in enumerate(ds.image_ids):
+        target = ds[i][1]
+        anns = ref.loadAnns(ref.getAnnIds(imgIds=[image_id]))
+        assert [a["category_id"] for a in anns] == target["labels"].tolist()
+        for got, ann in zip(target["masks"], anns):
+            np.testing.assert_array_equal(ref.annToMask(ann), got)
+            np.testing.assert_array_equal(ann["bbox"], mask_utils.toBbox(ann["segmentation"]))
+            assert ann["area"] == got.sum()
 
 
 def test_writer_refuses_a_bad_dict_and_writes_nothing(tmp_path):

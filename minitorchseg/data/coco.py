@@ -248,6 +248,25 @@ class CocoInstances(Sequence):
         """Item ``i``'s target with its crowd regions (``iscrowd = 1``); the image is not read."""
         return self._target(i, with_crowd=True)
 
+    def image_entry(self, i) -> dict:
+        """Item ``i``'s entry in the file's ``images``."""
+        return dict(self.images[self._index(i)])
+
+    def coco_annotations(self, i) -> list[dict]:
+        """Item ``i``'s annotations as in the file (copies), with ``iscrowd`` (default 0), ``area`` and ``bbox``
+        (from the decoded mask, pycocotools' ``area`` and ``toBbox``) filled in where missing."""
+        entry = self.images[self._index(i)]
+        out = []
+        for ann in self._anns[entry["id"]]:
+            ann = dict(ann)
+            ann.setdefault("iscrowd", 0)
+            if "area" not in ann or "bbox" not in ann:
+                rle = _rle(ann["segmentation"], entry["height"], entry["width"])
+                ann.setdefault("area", float(mask_utils.area(rle)))
+                ann.setdefault("bbox", [float(v) for v in mask_utils.toBbox(rle)])
+            out.append(ann)
+        return out
+
     def __repr__(self) -> str:
         return f"CocoInstances({self.annotation_file!r}, {len(self)} images, {self.num_classes - 1} categories)"
 
@@ -260,16 +279,26 @@ def _bbox_xywh(box) -> list[float]:
 def coco_ground_truth(dataset, targets=None) -> dict:
     """The ground truth of an instance data set as a COCO dict (``images``, ``annotations``, ``categories``).
 
-    ``targets``: the items' :meth:`ground_truth` targets when already read (one per item),
-    else they are read. Every target becomes one annotation per instance:
-    ``segmentation`` a compressed RLE (counts as text), ``bbox`` ``[x1, y1, x2 − x1, y2 − y1]``
-    of the mask (see :mod:`minitorchseg.data.instances`), ``area`` the pixel count,
-    ``iscrowd``, ``category_id`` ``dataset.category_ids[label − 1]``. Annotation ids count from 1.
+    A data set read from a COCO file (one with ``coco_annotations(i)``: :class:`CocoInstances`
+    and its subsets) gives its own annotations, unchanged (``area`` and ``bbox`` filled in
+    from the mask where the file has none), so the AP is the one the official evaluation
+    computes on that file. Any other data set's targets become one annotation per
+    instance: ``segmentation`` a compressed RLE (counts as text), ``bbox``
+    ``[x1, y1, x2 − x1, y2 − y1]`` of the mask (see :mod:`minitorchseg.data.instances`),
+    ``area`` the pixel count, ``iscrowd``, ``category_id`` ``dataset.category_ids[label − 1]``;
+    annotation ids count from 1. ``targets``: the items' :meth:`ground_truth` targets when
+    already read (one per item), else they are read.
     """
     images, annotations = [], []
     if targets is not None and len(targets) != len(dataset):
         raise ValueError(f"coco_ground_truth: {len(targets)} targets for {len(dataset)} items")
+    original = callable(getattr(dataset, "coco_annotations", None))
     for i in range(len(dataset)):
+        if original:
+            entry = dataset.image_entry(i)
+            images.append({k: entry[k] for k in ("id", "file_name", "height", "width") if k in entry})
+            annotations.extend(dataset.coco_annotations(i))
+            continue
         target = dataset.ground_truth(i) if targets is None else targets[i]
         h, w = target["masks"].shape[1:]
         images.append({"id": int(target["image_id"]), "file_name": dataset.file_name(i), "height": int(h),

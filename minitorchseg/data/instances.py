@@ -188,5 +188,17 @@ class InstanceSubset(Sequence):
     def file_name(self, i) -> str:
         return self.dataset.file_name(self.indices[i])
 
+    @property
+    def coco_annotations(self):
+        """The underlying data set's ``coco_annotations(i)`` on this subset's items, or None when it has none."""
+        method = getattr(self.dataset, "coco_annotations", None)
+        return None if method is None else (lambda i: method(self.indices[i]))
+
+    @property
+    def image_entry(self):
+        """The underlying data set's ``image_entry(i)`` on this subset's items, or None when it has none."""
+        method = getattr(self.dataset, "image_entry", None)
+        return None if method is None else (lambda i: method(self.indices[i]))
+
     def __repr__(self) -> str:
         return f"InstanceSubset({self.dataset!r}, {len(self)} items)"
