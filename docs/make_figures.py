@@ -378,6 +378,9 @@ def fig_transposed_views(out_dir: Path = FIGURE_DIR) -> Path:
     rotated = w_np[::-1, ::-1].copy()
     via_conv = F.conv2d(padded, _t64(rotated[None, None])).numpy()[0, 0]
     assert direct.shape == (7, 7) and padded.shape[-2:] == (9, 9)
+    holders = F.pad(F.conv_transpose2d(_t64(np.ones((1, 1, 3, 3))), _t64(np.ones((1, 1, 1, 1))), stride=s),
+                    (k - 1, k - 1, k - 1, k - 1)).numpy()
+    assert np.count_nonzero(holders) == 9, "9 of the 81 positions hold input pixels, the rest are zeros"
     assert np.allclose(direct, via_conv), "conv_transpose2d = insert zeros, pad k − 1, convolve with w rotated 180°"
 
     ones = _t64(np.ones((1, 1, 6, 6)))
