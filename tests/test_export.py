@@ -398,12 +398,25 @@ def test_optimizer_conversion_errors():
 
 
 # ----------------------------------------------------------------------------------------- ONNX (optional)
-def test_onnx_export_through_torch(tmp_path):
+@pytest.mark.parametrize("case", ["unet", "segnet"])
+def test_onnx_export_through_torch(tmp_path, case):
+    """The graph passes ONNX's checker and, where onnxruntime is installed, gives our outputs at another size too."""
     onnx = pytest.importorskip("onnx")
-    path = tmp_path / "unet.onnx"
-    export.to_onnx(unet(3, 2, base_channels=4, depth=2), path, (1, 2, 16, 16))
-    graph = onnx.load(str(path))
-    onnx.checker.check_model(graph)
+    pytest.importorskip("onnxscript")
+    model = build(case, np.float32).eval()
+    path = tmp_path / f"{case}.onnx"
+    x, _ = _input(case, np.float32, batch=1)
+    export.to_onnx(model, path, x.shape)
+    onnx.checker.check_model(onnx.load(str(path)))
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    h, w = CASES[case][1]
+    for shape in (x.shape, (2, 2, h + 3, w + 1)):   # batch, height and width are dynamic
+        x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+        (out,) = session.run(None, {"image": x})
+        with mts.no_grad():
+            ref = model(mts.tensor(x)).numpy()
+        assert_close(out, ref, TOL[np.dtype(np.float32)], f"{case} onnxruntime {shape}")
 
 
 def test_onnx_without_onnx_names_the_install_command(monkeypatch):
