@@ -50,9 +50,9 @@ INSTANCE_OPTIONS = ("vflip", "color_jitter", "warmup_steps")
 _RESUMABLE = ("model", "data", "batch_size", "lr", "optimizer", "lr_schedule", "momentum", "weight_decay", "crop",
               "resize", "flip", "seed", "vflip", "color_jitter", "warmup_steps")
 INSTANCE_DEMO_SETTINGS = {
-    "full": {"size": 64, "min_size": 12, "max_size": 28, "max_objects": 3, "train": 512, "val": 32, "test": 64,
-             "epochs": 6, "batch_size": 4, "lr": 0.02, "warmup_steps": 50,
-             "model_kwargs": {"min_size": 64, "max_size": 64}},
+    "full": {"size": 48, "min_size": 10, "max_size": 24, "max_objects": 3, "train": 256, "val": 16, "test": 32,
+             "epochs": 2, "batch_size": 4, "lr": 0.02, "warmup_steps": 20,
+             "model_kwargs": {"min_size": 48, "max_size": 48}},
     "quick": {"size": 32, "min_size": 8, "max_size": 14, "max_objects": 2, "train": 4, "val": 2, "test": 2,
               "epochs": 1, "batch_size": 2, "lr": 0.01, "warmup_steps": 2,
               "model_kwargs": {"min_size": 32, "max_size": 32}},
