@@ -63,3 +63,18 @@ def test_kernel_lines_quoted_on_the_bilinear_page_are_in_the_kernels():
     assert len(quoted) >= 15, quoted
     missing = [span for span in quoted if not any(span in line for line in lines)]
     assert not missing, f"quoted on docs/bilinear.md but not found in kernels/: {missing}"
+
+
+def test_semantics_citations_name_existing_sections():
+    """Every ``docs/semantics.md#<section>`` cited in the code and tests is a heading of docs/semantics.md."""
+    page = (ROOT / "docs" / "semantics.md").read_text(encoding="utf-8")
+    anchors = {line[3:].strip().lower().replace(" ", "-") for line in page.splitlines() if line.startswith("## ")}
+    cited = {}
+    for folder in ("kernels", "minitorchseg", "tests", "benchmarks", "docs"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".py", ".md") and path.is_file():
+                for anchor in re.findall(r"docs/semantics\.md#([A-Za-z0-9_-]+)", path.read_text(encoding="utf-8")):
+                    cited.setdefault(anchor, path.relative_to(ROOT).as_posix())
+    assert len(cited) >= 8, cited
+    unknown = {anchor: where for anchor, where in cited.items() if anchor not in anchors}
+    assert not unknown, f"cited sections missing from docs/semantics.md: {unknown}"
