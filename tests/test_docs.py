@@ -75,6 +75,6 @@ def test_semantics_citations_name_existing_sections():
             if path.suffix in (".py", ".md") and path.is_file():
                 for anchor in re.findall(r"docs/semantics\.md#([A-Za-z0-9_-]+)", path.read_text(encoding="utf-8")):
                     cited.setdefault(anchor, path.relative_to(ROOT).as_posix())
-    assert len(cited) >= 8, cited
+    assert len(cited) >= 6, cited
     unknown = {anchor: where for anchor, where in cited.items() if anchor not in anchors}
     assert not unknown, f"cited sections missing from docs/semantics.md: {unknown}"
