@@ -20,6 +20,7 @@ import minitorchseg as mts
 import minitorchseg.functional as F
 from minitorchseg import nn
 from minitorchseg.cli import main
+from minitorchseg.data import SyntheticShapes, colorize
 from minitorchseg.data.base import read_image, read_mask, to_rgb8
 from minitorchseg.data.folder import ImageMaskFolder
 from minitorchseg.data.spec import Subset, open_split, parse_data_spec
@@ -472,3 +473,90 @@ def test_command_line_trains_on_0_255_masks_as_two_classes_and_predicts_upright(
     assert main(["predict", str(out / "checkpoint.npz"), str(tmp_path / "phone.jpg"), "--out", str(predicted)]) == 0
     labels = np.asarray(Image.open(predicted / "phone_labels.png"))
     assert stored.shape[:2] == (16, 24) and labels.shape == (24, 16)  # the photo as displayed
+
+
+# ----------------------------------------------------------------------------------------- range messages
+def _zeros(*shape, dtype=np.float64):
+    return mts.tensor(np.zeros(shape, dtype=dtype))
+
+
+def _unpool(output_size):
+    return F.max_unpool2d(_zeros(1, 1, 2, 3), mts.tensor(np.zeros((1, 1, 2, 3), np.int64)), 2,
+                          output_size=output_size)
+
+
+def test_max_unpool2d_output_size_message_states_the_allowed_sizes_inclusive():
+    # input 2x3, kernel 2, stride 2: default output 4x6; allowed heights 3..5, widths 5..7 (torch's exclusive 2..6)
+    for good in ((3, 5), (5, 7), (4, 6), (1, 1, 3, 7)):
+        assert _unpool(good).shape[-2:] == tuple(good[-2:])
+    with pytest.raises(ValueError, match=r"max_unpool2d: output_size: got the height 6; allowed 3\.\.5 \(inclusive: "
+                                         r"within stride − 1 = 1 of the default 4 for an input height of 2, "
+                                         r"kernel_size=2, stride=2, padding=0\)"):
+        _unpool((6, 6))
+    with pytest.raises(ValueError, match=r"got the height 2; allowed 3\.\.5"):
+        _unpool((2, 6))
+    with pytest.raises(ValueError, match=r"got the width 8; allowed 5\.\.7 \(inclusive: .* the default 6 for an input "
+                                         r"width of 3"):
+        _unpool((4, 8))
+    with pytest.raises(ValueError, match=r"got the width 4; allowed 5\.\.7"):
+        _unpool((4, 4))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: F.max_unpool2d(_zeros(1, 1, 2, 2), mts.tensor(np.full((1, 1, 2, 2), 16)), 2), ValueError,
+     r"invalid max index: 16 \(output volumes are of size 4x4\); allowed 0\.\.15 \(inclusive\)"),
+    (lambda: F.max_pool2d(_zeros(1, 1, 6, 6), (2, 4), padding=(1, 3)), ValueError,
+     r"got padding=\(1, 3\) with kernel_size=\(2, 4\); allowed 0\.\.1 for the height and 0\.\.2 for the width "
+     r"\(inclusive\)"),
+    (lambda: F.pad(_zeros(1, 1, 3, 4), (4, 0), mode="reflect"), ValueError,
+     r"reflect padding \(4, 0\) .*allowed 0\.\.3 \(inclusive\) on each side of the width \(dimension 3\)"),
+    (lambda: F.pad(_zeros(1, 1, 3, 4), (0, 0, 0, 3), mode="reflect"), ValueError,
+     r"reflect padding \(0, 3\) .*allowed 0\.\.2 \(inclusive\) on each side of the height \(dimension 2\)"),
+    (lambda: F.pad(_zeros(1, 1, 3, 4), (0, 0, 4, 0), mode="circular"), ValueError,
+     r"circular padding \(4, 0\) wraps around more than once \(size 3\): allowed 0\.\.3 \(inclusive\) on each side "
+     r"of the height"),
+    (lambda: _zeros(2, 3).sum(dim=2), ValueError, r"sum: dim 2 is out of range .*; allowed -2\.\.1 \(inclusive\)"),
+    (lambda: _zeros(2, 3).sum(dim=-3), ValueError, r"dim -3 is out of range .*; allowed -2\.\.1 \(inclusive\)"),
+    (lambda: F.cat([_zeros(2, 3)], dim=2), ValueError, r"cat: dim 2 is out of range for 2 dimensions; allowed "
+                                                       r"-2\.\.1 \(inclusive\)"),
+    (lambda: F.conv_transpose2d(_zeros(1, 1, 3, 3), _zeros(1, 1, 2, 2), stride=(3, 2), output_padding=(3, 0)),
+     ValueError, r"output_padding: .*along H, got output_padding=\(3, 0\), .*; allowed 0\.\.2 \(inclusive\) for the "
+                 r"height"),
+    (lambda: F.conv_transpose2d(_zeros(1, 1, 3, 3), _zeros(1, 1, 2, 2), stride=2, output_padding=(0, 2)),
+     ValueError, r"allowed 0\.\.1 \(inclusive\) for the width"),
+    (lambda: nn.ConvTranspose2d(1, 1, 2, stride=2)(_zeros(1, 1, 3, 4), output_size=(8, 8)), ValueError,
+     r"requested an output size of \[8, 8\], .*allowed heights 6\.\.7 and widths 8\.\.9 \(inclusive\)"),
+    (lambda: mts.ops.roi_align(_zeros(2, 1, 4, 4), mts.tensor(np.array([[2.0, 0, 0, 1, 1]])), (1, 1)), ValueError,
+     r"row 0 has batch index 2, out of range .*; allowed 0\.\.1 \(inclusive\)"),
+    (lambda: colorize(np.array([[0, 4]]), np.zeros((3, 3), np.uint8), ignore_index=255), ValueError,
+     r"labels \[4\] outside \[0, 3\) .*; allowed 0\.\.2 \(inclusive\) and 255"),
+    (lambda: SyntheticShapes(3, size=16)[3], IndexError, r"index 3 out of range for 3 items; allowed -3\.\.2 "
+                                                         r"\(inclusive\)"),
+    (lambda: parse_data_spec("shapes:min_size=1"), ValueError, r"min_size must be positive, got 1; allowed 2 or more"),
+    (lambda: parse_data_spec("shapes:seed=-1"), ValueError, r"seed must be positive, got -1; allowed 0 or more"),
+])
+def test_range_messages_name_the_argument_the_value_and_the_inclusive_range(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_the_stated_bounds_are_accepted(tmp_path):
+    F.max_unpool2d(_zeros(1, 1, 2, 2), mts.tensor(np.full((1, 1, 2, 2), 15)), 2)
+    F.max_pool2d(_zeros(1, 1, 6, 6), (2, 4), padding=(1, 2))
+    F.pad(_zeros(1, 1, 3, 4), (3, 3, 2, 2), mode="reflect")
+    F.pad(_zeros(1, 1, 3, 4), (4, 4, 3, 3), mode="circular")
+    _zeros(2, 3).sum(dim=-2), _zeros(2, 3).sum(dim=1)
+    F.conv_transpose2d(_zeros(1, 1, 3, 3), _zeros(1, 1, 2, 2), stride=(3, 2), output_padding=(2, 1))
+    layer = nn.ConvTranspose2d(1, 1, 2, stride=2)
+    assert layer(_zeros(1, 1, 3, 4, dtype=np.float32), output_size=(6, 9)).shape == (1, 1, 6, 9)
+    assert layer(_zeros(1, 1, 3, 4, dtype=np.float32), output_size=(7, 8)).shape == (1, 1, 7, 8)
+    mts.ops.roi_align(_zeros(2, 1, 4, 4), mts.tensor(np.array([[1.0, 0, 0, 1, 1]])), (1, 1))
+    colorize(np.array([[0, 2, 255]]), np.zeros((3, 3), np.uint8), ignore_index=255)
+    shapes = SyntheticShapes(3, size=16)
+    shapes[-3], shapes[2]
+    assert parse_data_spec("shapes:min_size=2,seed=0").options["min_size"] == 2
+    images, masks, _ = _folder(tmp_path, [0, 1, 2])
+    assert ImageMaskFolder(images, masks, num_classes=3)[0][1].max() == 2
+    with pytest.raises(ValueError, match=r"holds label values \[2\] outside \[0, 2\) \(num_classes=2, "
+                                         r"ignore_index=None\): allowed labels are 0\.\.1 \(inclusive\)"):
+        ImageMaskFolder(images, masks, num_classes=2)[0]

@@ -266,7 +266,9 @@ class PairedSegmentationDataset(Sequence):
             raise TypeError(f"{type(self).__name__} index must be an int, got {type(i).__name__}")
         n = len(self.pairs)
         if not -n <= i < n:
-            raise IndexError(f"{type(self).__name__} index {i} out of range for {n} items")
+            raise IndexError(
+                f"{type(self).__name__} index {i} out of range for {n} items; allowed {-n}..{n - 1} (inclusive)"
+            )
         return int(i) % n
 
     def load_mask(self, i) -> np.ndarray:

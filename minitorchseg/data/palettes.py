@@ -158,7 +158,8 @@ def colorize(mask, palette, ignore_index=None, ignore_color=(0, 0, 0)) -> np.nda
         values = np.unique(mask[bad])[:10].tolist()
         raise ValueError(
             f"colorize: mask holds labels {values} outside [0, {len(palette)}) "
-            f"(palette has {len(palette)} colours, ignore_index={ignore_index})"
+            f"(palette has {len(palette)} colours, ignore_index={ignore_index}); allowed 0..{len(palette) - 1} "
+            f"(inclusive){'' if ignore_index is None else f' and {ignore_index}'}"
         )
     out = palette[np.where(ignored, 0, mask)]
     out[ignored] = np.asarray(ignore_color, dtype=np.uint8)

@@ -143,7 +143,10 @@ class SyntheticShapes(Sequence):
         if not isinstance(i, (int, np.integer)):
             raise TypeError(f"SyntheticShapes index must be an int, got {type(i).__name__}")
         if not -self.num_images <= i < self.num_images:
-            raise IndexError(f"SyntheticShapes index {i} out of range for {self.num_images} items")
+            raise IndexError(
+                f"SyntheticShapes index {i} out of range for {self.num_images} items; allowed "
+                f"{-self.num_images}..{self.num_images - 1} (inclusive)"
+            )
         return int(i) % self.num_images
 
     def _item(self, i):

@@ -110,8 +110,11 @@ def _parse_shapes_options(body: str, text: str) -> dict:
             number = int(value)
         except ValueError:
             raise ValueError(f"--data {text!r}: {key} must be an integer, got {value!r}") from None
-        if number < (0 if key == "seed" else 2 if key.endswith("_size") else 1):
-            raise ValueError(f"--data {text!r}: {key} must be positive, got {number}")
+        minimum = 0 if key == "seed" else 2 if key.endswith("_size") else 1
+        if number < minimum:
+            raise ValueError(
+                f"--data {text!r}: {key} must be positive, got {number}; allowed {minimum} or more (inclusive)"
+            )
         options[key] = number
     return options
 

@@ -257,7 +257,8 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
         if o >= s and o >= d:
             raise ValueError(
                 f"{op}: output_padding: expected a value smaller than either the stride or the dilation along {dim}, "
-                f"got output_padding={output_padding}, stride={stride}, dilation={dilation}"
+                f"got output_padding={output_padding}, stride={stride}, dilation={dilation}; allowed "
+                f"0..{max(s, d) - 1} (inclusive) for the {'height' if dim == 'H' else 'width'}"
             )
     cin = input.shape[-3]
     cin_w, cout_per_group = weight.shape[:2]

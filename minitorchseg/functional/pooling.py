@@ -132,7 +132,8 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
     if any(p > k // 2 for p, k in zip(padding, kernel_size)):
         raise ValueError(
             f"{op}: padding: expected at most half the kernel size per dimension (padding ≤ kernel_size // 2), "
-            f"got padding={padding} with kernel_size={kernel_size}"
+            f"got padding={padding} with kernel_size={kernel_size}; allowed 0..{kernel_size[0] // 2} for the "
+            f"height and 0..{kernel_size[1] // 2} for the width (inclusive)"
         )
     in_hw = input.shape[-2:]
     out_hw = tuple(
@@ -171,18 +172,23 @@ def _unpool_output_hw(op: str, input_hw, kernel_size, stride, padding, output_si
             if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
                 raise TypeError(f"{op}: output_size: expected ints, got {output_size!r}")
             sizes.append(int(size))
-        for d in range(2):
+        for d, side in enumerate(("height", "width")):
             min_size = default[d] - stride[d]
             max_size = default[d] + stride[d]
             if not (min_size < sizes[d] < max_size):
                 raise ValueError(
-                    f'{op}: invalid output_size "{output_size}" (dim {d} must be between {min_size} and {max_size})'
+                    f"{op}: output_size: got the {side} {sizes[d]}; allowed {max(min_size + 1, 0)}.."
+                    f"{max_size - 1} (inclusive: within stride − 1 = {stride[d] - 1} of the default {default[d]} "
+                    f"for an input {side} of {input_hw[d]}, kernel_size={kernel_size[d]}, stride={stride[d]}, "
+                    f"padding={padding[d]}); in torch's words, bounds excluded: invalid output_size "
+                    f'"{output_size}" (dim {d} must be between {min_size} and {max_size})'
                 )
         out_hw = tuple(sizes)
     for d in range(2):
         if out_hw[d] < 0:
             raise ValueError(
-                f"{op}: output_size must contain non-negative spatial dimensions, but got output_size[{d}]={out_hw[d]}"
+                f"{op}: output_size must contain non-negative spatial dimensions, but got output_size[{d}]={out_hw[d]} "
+                f"(the {('height', 'width')[d]}); allowed ≥ 0"
             )
     return out_hw
 
@@ -202,7 +208,8 @@ def _check_indices_in_range(op: str, xp, indices, out_hw) -> None:
     flat = indices.reshape(-1)
     bad = int(flat[(flat < 0) | (flat >= length)][0])
     raise ValueError(
-        f"{op}: Found an invalid max index: {bad} (output volumes are of size {out_hw[0]}x{out_hw[1]})"
+        f"{op}: Found an invalid max index: {bad} (output volumes are of size {out_hw[0]}x{out_hw[1]}); "
+        f"allowed 0..{out_hw[0] * out_hw[1] - 1} (inclusive), the flat positions of one output plane"
     )
 
 

@@ -23,7 +23,11 @@ def _axes(name: str, dim, ndim: int) -> tuple[int, ...]:
     axes = []
     for d in dims:
         if not isinstance(d, int) or not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
-            raise ValueError(f"{name}: dim {d!r} is out of range for a tensor with {ndim} dimensions")
+            span = builtins.max(ndim, 1)
+            raise ValueError(
+                f"{name}: dim {d!r} is out of range for a tensor with {ndim} dimensions; allowed "
+                f"{-span}..{span - 1} (inclusive)"
+            )
         axes.append(d % builtins.max(ndim, 1))
     if len(set(axes)) != len(axes):
         raise ValueError(f"{name}: dim {dim!r} repeats an axis")

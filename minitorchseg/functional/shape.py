@@ -110,9 +110,17 @@ class Index(Function):
         return full, None
 
 
+def _axis_name(axis: int, ndim: int) -> str:
+    """``"the width (dimension 3)"`` for the last two axes of an image batch, ``"dimension 1"`` otherwise."""
+    names = {ndim - 1: "the width", ndim - 2: "the height"} if ndim >= 3 else {}
+    return f"{names[axis]} (dimension {axis})" if axis in names else f"dimension {axis}"
+
+
 def _dim(name: str, dim: int, ndim: int) -> int:
     if not isinstance(dim, int) or not -ndim <= dim < ndim:
-        raise ValueError(f"{name}: dim {dim!r} is out of range for {ndim} dimensions")
+        raise ValueError(
+            f"{name}: dim {dim!r} is out of range for {ndim} dimensions; allowed {-ndim}..{ndim - 1} (inclusive)"
+        )
     return dim % ndim
 
 
@@ -211,11 +219,17 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tenso
         lo, hi = pad[2 * i], pad[2 * i + 1]
         size = input.shape[axis]
         if mode == "reflect" and (lo >= size or hi >= size):
-            raise ValueError(f"pad: reflect padding ({lo}, {hi}) must be smaller than dimension {axis}'s size {size}")
+            raise ValueError(
+                f"pad: reflect padding ({lo}, {hi}) must be smaller than dimension {axis}'s size {size}: allowed "
+                f"0..{size - 1} (inclusive) on each side of {_axis_name(axis, input.ndim)}"
+            )
         if mode in ("replicate", "circular") and size == 0:
             raise ValueError(f"pad: {mode} padding of an empty dimension {axis}")
         if mode == "circular" and (lo > size or hi > size):
-            raise ValueError(f"pad: circular padding ({lo}, {hi}) wraps around more than once (size {size})")
+            raise ValueError(
+                f"pad: circular padding ({lo}, {hi}) wraps around more than once (size {size}): allowed 0..{size} "
+                f"(inclusive) on each side of {_axis_name(axis, input.ndim)}"
+            )
         pad_width[axis] = (lo, hi)
     return Pad.apply(input, tuple(pad_width), mode, value)
 

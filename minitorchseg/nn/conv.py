@@ -171,7 +171,8 @@ class ConvTranspose2d(_ConvNd):
             if not lo <= size <= hi:
                 raise ValueError(
                     f"ConvTranspose2d: output_size: requested an output size of {sizes}, but valid sizes range "
-                    f"from {smallest} to {largest} (for an input of {list(input.shape[-2:])})"
+                    f"from {smallest} to {largest} (for an input of {list(input.shape[-2:])}): allowed heights "
+                    f"{smallest[0]}..{largest[0]} and widths {smallest[1]}..{largest[1]} (inclusive)"
                 )
         return (sizes[0] - smallest[0], sizes[1] - smallest[1])
 

@@ -133,7 +133,7 @@ def check_rois(input: Tensor, boxes, op: str):
         bad = int(xp.argmax(out_of_range))
         raise ValueError(
             f"{op}: boxes: row {bad} has batch index {int(batch[bad])}, out of range [0, {n_images}) "
-            f"for input of shape {input.shape}"
+            f"for input of shape {input.shape}; allowed 0..{n_images - 1} (inclusive)"
         )
     inverted = (rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])
     if bool(inverted.any()):
