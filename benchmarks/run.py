@@ -26,6 +26,8 @@ MODULES: dict[str, str] = {
     "max_unpool2d": "benchmarks.bench_pool",
     "interpolate": "benchmarks.bench_interpolate",
     "unet_step": "benchmarks.bench_unet_step",
+    "maskrcnn_step": "benchmarks.bench_maskrcnn",
+    "maskrcnn_infer": "benchmarks.bench_maskrcnn",
 }
 
 
