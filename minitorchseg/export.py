@@ -36,6 +36,14 @@ torchvision ResNet-FPN backbone of the same depth and norm layer, the same heads
 and every threshold and size copied, and ``from_torch`` takes one back (the keys
 are torchvision's on both sides).
 
+Training checkpoints: :func:`export_checkpoint` writes a ``.npz`` checkpoint of
+``minitorchseg train`` as a ``torch.save`` file (the twin's state dict, the model's
+name and arguments, the optimiser state in torch's format, the epoch, the data's
+classes and normalisation; :func:`checkpoint_to_torch` lists the keys), and
+:func:`import_checkpoint` reads one back after training in PyTorch; these are the
+commands ``minitorchseg export`` and ``minitorchseg import``. :func:`to_onnx`
+writes a model as an ONNX graph through its twin (needs ``onnx`` and ``onnxscript``).
+
 PyTorch is imported by this module only; ``import minitorchseg`` never imports
 it. Without PyTorch, importing this module raises ImportError naming the install
 command ``pip install "minitorchseg[torch]"``.
@@ -76,7 +84,7 @@ except ImportError as exc:
 
 __all__ = [
     "TORCH_INSTALL", "TWINS",
-    "TorchFCN32s", "TorchFCN16s", "TorchFCN8s", "TorchUNet", "TorchSegNet", "TorchSegNetBasic",
+    "TorchFCN32s", "TorchFCN16s", "TorchFCN8s", "TorchUNet", "TorchSegNet", "TorchSegNetBasic", "TorchDown", "TorchUp",
     "conv_stage", "double_conv", "model_arguments", "to_torch", "from_torch", "load_torch_state_dict",
     "optimizer_name", "optimizer_state_to_torch", "optimizer_state_from_torch",
     "optimizer_to_torch", "optimizer_from_torch", "to_onnx",
@@ -673,6 +681,15 @@ def optimizer_state_to_torch(state_dict: Mapping, name: str) -> dict:
     return {"state": state, "param_groups": groups}
 
 
+def _plain(value):
+    """A hyper-parameter as a Python number: torch allows tensors (``lr=torch.tensor(0.01)``); tuples stay tuples."""
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, torch.Tensor):
+        return value.item()
+    return value
+
+
 def optimizer_state_from_torch(state_dict: Mapping, name: str | None = None) -> dict:
     """Torch's ``optimizer.state_dict()`` → the dict our ``optimizer.load_state_dict()`` takes.
 
@@ -697,11 +714,14 @@ def optimizer_state_from_torch(state_dict: Mapping, name: str | None = None) -> 
     template = getattr(torch.optim, torch_class)([tnn.Parameter(torch.zeros(1))]).param_groups[0]
     out_groups = []
     for g, group in enumerate(groups):
-        for key, default in _TORCH_ONLY.items():
-            if group.get(key, default) != default:
+        only = dict(_TORCH_ONLY)
+        if name in ("adam", "adamw"):   # torch's Adam(decoupled_weight_decay=True) is AdamW
+            only["decoupled_weight_decay"] = name == "adamw"
+        for key, default in only.items():
+            if bool(group.get(key, default)) != default:
                 raise ValueError(f"optimizer_state_from_torch: parameter group {g} has {key}={group[key]!r}; "
-                                 f"minitorchseg's {torch_class} supports only {key}={default!r}")
-        group_out = {k: (tuple(float(b) for b in group[k]) if k == "betas" else group[k]) for k in keys if k in group}
+                                 f"minitorchseg's {torch_class} has only {key}={default!r}")
+        group_out = {k: _plain(group[k]) for k in keys if k in group}
         group_out.update({k: v for k, v in group.items() if k not in template and k != "params"})
         group_out["params"] = [int(i) for i in group["params"]]
         out_groups.append(group_out)

@@ -329,8 +329,8 @@ def test_optimizer_state_dict_round_trip_through_torchs_format(seed, kind, steps
 
 # ----------------------------------------------------------------------------------------- torch stays optional
 def test_import_minitorchseg_does_not_import_torch():
-    code = ("import sys, minitorchseg, minitorchseg.models, minitorchseg.optim, minitorchseg.data, "
-            "minitorchseg.metrics, minitorchseg.ops, minitorchseg.serialization, minitorchseg.cli; "
+    code = ("import sys, minitorchseg, minitorchseg.models, minitorchseg.models.detection, minitorchseg.optim, "
+            "minitorchseg.data, minitorchseg.metrics, minitorchseg.ops, minitorchseg.train, minitorchseg.cli; "
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -391,8 +391,12 @@ def test_optimizer_conversion_errors():
     with pytest.raises(ValueError, match="holds 3 parameters, the twin has"):
         optimizer_to_torch(Adam(list(model.parameters())[:3]), twin)
     amsgrad = torch.optim.Adam(twin.parameters(), amsgrad=True).state_dict()
-    with pytest.raises(ValueError, match="group 0 has amsgrad=True; minitorchseg's Adam supports only amsgrad=False"):
+    with pytest.raises(ValueError, match="group 0 has amsgrad=True; minitorchseg's Adam has only amsgrad=False"):
         optimizer_state_from_torch(amsgrad)
+    decoupled = torch.optim.Adam(twin.parameters(), weight_decay=0.1, decoupled_weight_decay=True).state_dict()
+    assert optimizer_state_from_torch(decoupled)["param_groups"][0]["weight_decay"] == 0.1   # read as AdamW
+    with pytest.raises(ValueError, match="decoupled_weight_decay=True; minitorchseg's Adam has only .*=False"):
+        optimizer_state_from_torch(decoupled, "adam")
     with pytest.raises(ValueError, match="unknown optimizer 'lamb'"):
         optimizer_state_to_torch(Adam(model.parameters()).state_dict(), "lamb")
 
