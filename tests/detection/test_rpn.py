@@ -121,7 +121,7 @@ def test_rpn_eval_proposals_same_boxes_same_order_float64(seed):
     assert losses == {} and ref_losses == {}
     for b, r in zip(boxes, ref_boxes):
         assert b.shape == tuple(r.shape) and b.shape[0] > 0
-        np.testing.assert_allclose(b, r.numpy(), **TOL[np.dtype(np.float64)])
+        np.testing.assert_allclose(b.numpy(), r.numpy(), **TOL[np.dtype(np.float64)])
 
 
 @few
@@ -158,7 +158,7 @@ def test_rpn_training_losses_and_gradients_equal_torchvision(seed, dtype, counts
         np.testing.assert_allclose(losses[key].numpy(), ref_losses[key].detach().numpy(), **tol, err_msg=key)
     if dtype == np.float64:
         for b, r in zip(boxes, ref_boxes):
-            np.testing.assert_allclose(b, r.numpy(), **tol)
+            np.testing.assert_allclose(b.numpy(), r.numpy(), **tol)
     weights = upstream((2,), np.float64, seed % 1000)
     total = losses["loss_objectness"] * float(weights[0]) + losses["loss_rpn_box_reg"] * float(weights[1])
     ref_total = ref_losses["loss_objectness"] * float(weights[0]) + ref_losses["loss_rpn_box_reg"] * float(weights[1])

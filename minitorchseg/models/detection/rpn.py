@@ -90,7 +90,7 @@ class RegionProposalNetwork(Module):
         score_thresh: proposals need ``sigmoid(objectness) ≥ score_thresh``.
 
     ``forward(images: ImageList, features: {name: (N, C, H_l, W_l)}, targets=None)`` →
-    ``(boxes: per image (P_i, 4) NumPy arrays, losses)``; in training ``losses`` holds
+    ``(boxes: per image (P_i, 4) Tensors without gradient, losses)``; in training ``losses`` holds
     ``loss_objectness`` (mean BCE with logits over the sampled anchors) and ``loss_rpn_box_reg``
     (``Σ_{sampled positives} smooth_l1(deltas, targets; β = 1/9) / #sampled``), else ``{}``.
     """
@@ -193,6 +193,7 @@ class RegionProposalNetwork(Module):
         objectness, pred_bbox_deltas = concat_box_prediction_layers(objectness, pred_bbox_deltas)
         proposals = host(self.box_coder.decode(host(pred_bbox_deltas), anchors)).reshape(len(anchors), -1, 4)
         boxes, _ = self.filter_proposals(proposals, host(objectness), images.image_sizes, num_anchors_per_level)
+        boxes = [on_device(b, features[0]) for b in boxes]
 
         losses = {}
         if self.training:
