@@ -2,12 +2,17 @@
 
 ::
 
-    features ──┐
-    proposals ─┴─ box_roi_pool ─ box_head ─ box_predictor ─┬─ training: fastrcnn_loss (classes, boxes)
-       (+ GT boxes, matched,                  (K, C, 7, 7)  └─ eval: postprocess_detections → boxes, labels, scores
-        sampled: training only)
-    positives / detections ── mask_roi_pool ─ mask_head ─ mask_predictor ─┬─ training: maskrcnn_loss
-                                (K, C, 14, 14)        (K, num_classes, 28, 28) └─ eval: maskrcnn_inference
+    proposals per image (training: + the GT boxes, matched to the GT, then sampled)
+      │
+      box_roi_pool ──→ box_head ──→ box_predictor ──┬─ training: fastrcnn_loss (classes, boxes)
+      (K, C, 7, 7)     (K, 1024)    (K, classes),   └─ eval: postprocess_detections → boxes, labels, scores
+                                    (K, 4·classes)
+      │
+    positive proposals (training) or detections (eval)
+      │
+      mask_roi_pool ──→ mask_head ──→ mask_predictor ──┬─ training: maskrcnn_loss
+      (K, C, 14, 14)    (K, 256,       (K, classes,    └─ eval: maskrcnn_inference
+                         14, 14)        28, 28)
 
 Differentiable quantities (pooled features, logits, box deltas, losses) are
 :class:`~minitorchseg.Tensor` s; the integer bookkeeping (matching, sampling,
