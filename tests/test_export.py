@@ -465,10 +465,11 @@ def _torch_epoch_and_metrics(pt_in, pt_out) -> dict:
             images = torch.from_numpy(np.stack([im for im, _ in chunk])).permute(0, 3, 1, 2).float()
             yield (images / 255 - mean) / std, torch.from_numpy(np.stack([m for _, m in chunk]).astype(np.int64))
 
+    ignore = -100 if data["ignore_index"] is None else data["ignore_index"]   # torch's default: nothing ignored
     twin.train()
     for x, y in batches("train", int(cfg["batch_size"])):
         opt.zero_grad()
-        TF.cross_entropy(twin(x), y, ignore_index=data["ignore_index"] or -100).backward()
+        TF.cross_entropy(twin(x), y, ignore_index=ignore).backward()
         opt.step()
     twin.eval()
     c = int(data["num_classes"])
@@ -476,7 +477,7 @@ def _torch_epoch_and_metrics(pt_in, pt_out) -> dict:
     with torch.no_grad():
         for x, y in batches("val", 8):
             pred = twin(x).argmax(dim=1)
-            keep = y != data["ignore_index"] if data["ignore_index"] is not None else torch.ones_like(y, dtype=bool)
+            keep = y != ignore
             matrix += torch.bincount(y[keep] * c + pred[keep], minlength=c * c)
     matrix = matrix.view(c, c).double()
     tp = matrix.diag()
