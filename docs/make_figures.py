@@ -5,7 +5,7 @@
     python docs/make_figures.py                       # every figure into docs/figures/
     python docs/make_figures.py --only checkerboard   # one figure (repeat --only for several)
     python docs/make_figures.py --out /tmp/figs       # somewhere else
-    python docs/make_figures.py --small --out /tmp/f  # all but the slowest four (what tests/test_docs.py runs)
+    python docs/make_figures.py --small --out /tmp/f  # less work for the two costliest (what tests/test_docs.py runs)
 
 One function per figure: ``fig_<name>(out_dir)`` computes its picture with the
 library (``minitorchseg.functional``, ``minitorchseg.ops``, ``minitorchseg.metrics``,
@@ -55,7 +55,7 @@ from minitorchseg.models import fcn8s, segnet, summary, unet  # noqa: E402
 from minitorchseg.models.fcn import bilinear_kernel  # noqa: E402
 
 __all__ = [
-    "FIGURES", "SMALL", "LARGE", "SEED_TRUE", "SEED_PRED", "main", "roi_stride32_errors", "street_example",
+    "FIGURES", "SMALL_ARGS", "SEED_TRUE", "SEED_PRED", "main", "roi_stride32_errors", "street_example",
     "fig_tasks", "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_transposed_views", "fig_unpool", "fig_bilinear",
     "fig_bilinear_weights", "fig_roi_align", "fig_roi_stride32", "fig_nms", "fig_metrics", "fig_metrics_multiclass",
     "fig_kmeans", "fig_models", "fig_fcn_fc", "fig_fcn_skips", "fcn_skip_ceiling",
@@ -1151,6 +1151,7 @@ def unet_levels(height: int = 160, width: int = 128, base: int = 64) -> dict:
     """
     with Image.open(get_sample_data("grace_hopper.jpg", asfileobj=False)) as photo:
         rgb = np.asarray(photo.convert("RGB").resize((width, height), Image.BILINEAR), dtype=np.float32) / 255
+    mts.random.manual_seed(0)                     # He initialisation draws from the library's generator
     model = unet(num_classes=12, base_channels=base, depth=4)
     model.eval()
     x = mts.tensor(rgb.transpose(2, 0, 1)[None].copy())
@@ -1176,19 +1177,26 @@ def unet_levels(height: int = 160, width: int = 128, base: int = 64) -> dict:
     return levels
 
 
-def fig_encoder_decoder(out_dir: Path = FIGURE_DIR) -> Path:
-    """U-Net (the paper's widths, padded convolutions) on one photo: every level's map, with its C × H × W."""
-    levels = unet_levels()
+def fig_encoder_decoder(out_dir: Path = FIGURE_DIR, base: int = 64) -> Path:
+    """U-Net (the paper's widths for ``base = 64``, padded convolutions) on one photo: every level's map, C × H × W.
+
+    The small mode draws it with ``base = 16`` (a quarter of the channels); the
+    shapes are checked for any ``base``, the page's table for 64.
+    """
+    levels = unet_levels(base=base)
     shapes = {k: [a.shape for a in v] if isinstance(v, list) else v.shape for k, v in levels.items()}
+    sizes = [(160, 128), (80, 64), (40, 32), (20, 16)]
     assert shapes["input"] == (3, 160, 128)
-    assert shapes["enc"] == [(64, 160, 128), (128, 80, 64), (256, 40, 32), (512, 20, 16)]
-    assert shapes["bottleneck"] == (1024, 10, 8)
-    assert shapes["upconv"] == [(512, 20, 16), (256, 40, 32), (128, 80, 64), (64, 160, 128)]
-    assert shapes["concat"] == [(1024, 20, 16), (512, 40, 32), (256, 80, 64), (128, 160, 128)]
-    assert shapes["dec"] == [(512, 20, 16), (256, 40, 32), (128, 80, 64), (64, 160, 128)]
+    assert shapes["enc"] == [(base * 2 ** lvl, *sizes[lvl]) for lvl in range(4)]
+    assert shapes["bottleneck"] == (16 * base, 10, 8)
+    assert shapes["upconv"] == [(base * 2 ** lvl, *sizes[lvl]) for lvl in range(3, -1, -1)]
+    assert shapes["concat"] == [(2 * base * 2 ** lvl, *sizes[lvl]) for lvl in range(3, -1, -1)]
+    assert shapes["dec"] == shapes["upconv"]
     assert shapes["out"] == (12, 160, 128)
     values = [int(np.prod(sh)) for sh in shapes["enc"] + [shapes["bottleneck"]]]
-    assert values == [1310720, 655360, 327680, 163840, 81920], "each level down: ×2 channels, ÷4 pixels"
+    assert values == [1310720 * base // 64 // 2 ** lvl for lvl in range(5)], "each level down: ×2 channels, ÷4 pixels"
+    if base == 64:
+        assert shapes["enc"][3] == (512, 20, 16) and values[0] == 1310720      # the page's table
 
     def thumb(array):
         a = np.abs(array).mean(axis=0)
@@ -1246,7 +1254,8 @@ def fig_encoder_decoder(out_dir: Path = FIGURE_DIR) -> Path:
     for a, b in zip(boxes_enc, boxes_dec):
         arrow((a[0] + a[2] + 0.005, a[1] + a[3] / 2), (b[0] - 0.005, b[1] + b[3] / 2), "copy, concatenate", "0.35",
               offset=(0, 0.012))
-    fig.text(0.5, 0.985, "U-Net (paper's widths, padded 3×3 convolutions, untrained) on one photo: every level's "
+    widths = "paper's widths" if base == 64 else f"base_channels={base}"
+    fig.text(0.5, 0.985, f"U-Net ({widths}, padded 3×3 convolutions, untrained) on one photo: every level's "
              "map (mean |activation| over channels), C × H × W; thumbnails at √ of their size", ha="center",
              va="top", fontsize=9)
     return _save(fig, out_dir, "encoder_decoder")
@@ -1264,6 +1273,7 @@ def fig_fcn_fc(out_dir: Path = FIGURE_DIR) -> Path:
     """
     c, o = 8, 16
     rng = np.random.default_rng(5)
+    mts.random.manual_seed(5)                     # the layers' initial weights
     fc6 = nn.Linear(c * 7 * 7, o)
     conv6 = nn.Conv2d(c, o, 7)
     conv6.load_state_dict({"weight": fc6.weight.numpy().reshape(o, c, 7, 7), "bias": fc6.bias.numpy()})
@@ -1500,7 +1510,7 @@ def _draw_u(ax, totals, enc_shapes, bottom_shape, dec_shapes, enc_names, dec_nam
     _link(ax, _top(dec[0]), _bottom(out))
 
 
-def fig_models(out_dir: Path = FIGURE_DIR) -> Path:
+def fig_models(out_dir: Path = FIGURE_DIR, at_256: bool = True) -> Path:
     """FCN-8s, U-Net and SegNet as architecture diagrams, every shape from ``models.summary`` on a 64×64 input.
 
     FCN: side branches (score_pool4, score_pool3) summed (+) into the upsampling
@@ -1516,11 +1526,13 @@ def fig_models(out_dir: Path = FIGURE_DIR) -> Path:
                                                                                               116656)
     assert _shape_of(fcn, "conv1.0") == (4, 262, 262), "conv1_1 pads by 100: 64 + 200 − 2 = 262"
     ratio64 = fcn["total_macs"] / unet_totals["total_macs"]
-    _, fcn256 = summary(fcn8s(num_classes=4, width=1 / 16), (1, 3, 256, 256))
-    _, unet256 = summary(unet(num_classes=4, base_channels=4, depth=4), (1, 3, 256, 256))
-    ratio256 = fcn256["total_macs"] / unet256["total_macs"]
-    assert _shape_of(fcn256, "conv1.0") == (4, 454, 454)
-    assert (round(ratio64, 1), round(ratio256, 1)) == (7.8, 1.6), (ratio64, ratio256)
+    assert round(ratio64, 1) == 7.8, ratio64
+    if at_256:                                                  # the small mode skips the two 256×256 passes
+        _, fcn256 = summary(fcn8s(num_classes=4, width=1 / 16), (1, 3, 256, 256))
+        _, unet256 = summary(unet(num_classes=4, base_channels=4, depth=4), (1, 3, 256, 256))
+        ratio256 = fcn256["total_macs"] / unet256["total_macs"]
+        assert _shape_of(fcn256, "conv1.0") == (4, 454, 454)
+        assert round(ratio256, 1) == 1.6, ratio256
 
     fig = Figure(figsize=(14, 5.6))
     axes = fig.subplots(1, 3)
@@ -1573,10 +1585,9 @@ FIGURES: dict[str, Callable[[Path], Path]] = {
 }
 
 
-# The figures that need the most work (full-width U-Net, whole-model summaries at two sizes, k-means on a
-# photo, RoIAlign's first compilation) are left out of the small mode that tests/test_docs.py runs.
-LARGE = ("kmeans", "models", "encoder_decoder", "roi_align")
-SMALL = tuple(name for name in FIGURES if name not in LARGE)
+# The small mode (what tests/test_docs.py runs) draws every figure, the two costliest with less work:
+# U-Net at a quarter of the paper's channels, and the model summaries at 64×64 only.
+SMALL_ARGS: dict[str, dict] = {"encoder_decoder": dict(base=16), "models": dict(at_256=False)}
 
 
 def main(argv=None) -> int:
@@ -1584,14 +1595,12 @@ def main(argv=None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(FIGURES), metavar="NAME",
                         help=f"make only this figure (repeatable); one of {', '.join(FIGURES)}")
     parser.add_argument("--small", action="store_true",
-                        help=f"make every figure but the slowest ({', '.join(LARGE)}), as the tests do")
+                        help=f"less work for {', '.join(SMALL_ARGS)} (fewer channels, one size), as the tests do")
     parser.add_argument("--out", type=Path, default=FIGURE_DIR, help="output directory (default docs/figures)")
     args = parser.parse_args(argv)
-    if args.only and args.small:
-        parser.error("--only and --small exclude each other")
-    for name in args.only or (SMALL if args.small else list(FIGURES)):
+    for name in args.only or list(FIGURES):
         start = time.perf_counter()
-        path = FIGURES[name](args.out)
+        path = FIGURES[name](args.out, **(SMALL_ARGS.get(name, {}) if args.small else {}))
         kib = path.stat().st_size / 1024
         print(f"{name:<18} {path}  {kib:6.1f} KiB  {time.perf_counter() - start:5.2f} s")
     return 0
