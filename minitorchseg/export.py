@@ -555,9 +555,15 @@ def load_torch_state_dict(model: _OurModule, state_dict: Mapping[str, Any]) -> _
 
     Raises ValueError naming the first missing, unexpected or mis-shaped key, before
     anything is copied. The model takes the state dict's floating dtype (float64
-    weights make a float64 model), so the copy is bit-identical. Returns ``model``.
+    weights make a float64 model), so the copy is bit-identical. A state dict saved
+    from a ``DistributedDataParallel``/``DataParallel`` wrapper (every key starting
+    with ``module.``) loads with the prefix removed, as torch's
+    ``consume_prefix_in_state_dict_if_present`` does. Returns ``model``.
     """
     state = _numpy_state(state_dict)
+    if state and all(k.startswith("module.") for k in state) and not any(k.startswith("module.") for k in
+                                                                           model.state_dict()):
+        state = {k[len("module."):]: v for k, v in state.items()}
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     _check_state(state, expected, f"from_torch into {type(model).__name__}")
     dtype = _float_dtype(state)
@@ -572,7 +578,8 @@ def from_torch(source, model: str | _OurModule | None = None, **kwargs) -> _OurM
 
     * ``from_torch(twin)``: a twin (one of :data:`TWINS`, or a module carrying
       ``model_name``/``model_kwargs``) rebuilds ours with the twin's arguments;
-      torchvision's ``MaskRCNN`` gives ours (:func:`maskrcnn_from_torchvision`);
+      torchvision's ``MaskRCNN`` gives ours (:func:`maskrcnn_from_torchvision`); a
+      ``DistributedDataParallel`` or ``DataParallel`` wrapper is unwrapped;
     * ``from_torch(state_dict, "unet", num_classes=3, base_channels=16)``: a
       ``{key: tensor}`` into a new model built by :func:`~minitorchseg.models.get_model`;
     * ``from_torch(state_dict_or_module, our_model)``: into an existing model.
@@ -584,6 +591,8 @@ def from_torch(source, model: str | _OurModule | None = None, **kwargs) -> _OurM
     module that is not a twin when no ``model`` is given; ValueError naming the
     key for a missing, unexpected or mis-shaped entry.
     """
+    if isinstance(source, (tnn.parallel.DistributedDataParallel, tnn.DataParallel)):
+        source = source.module   # the wrapped twin
     module = source if isinstance(source, tnn.Module) else None
     if module is not None and model is None and type(module).__name__ == "MaskRCNN" \
             and type(module).__module__.startswith("torchvision."):

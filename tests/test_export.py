@@ -630,3 +630,12 @@ def test_maskrcnn_parts_torchvision_cannot_build_are_named():
     pooled = _our_maskrcnn(roi_op="pool")
     with pytest.raises(ValueError, match="roi_heads.box_roi_pool pools with RoIPool"):
         to_torch(pooled)
+
+
+def test_from_a_data_parallel_wrapper_or_its_prefixed_state_dict():
+    ours = build("segnet_basic", np.float32)
+    wrapped = torch.nn.DataParallel(to_torch(ours))   # DistributedDataParallel prefixes its keys alike
+    assert all(k.startswith("module.") for k in wrapped.state_dict())
+    for back in (from_torch(wrapped), from_torch(wrapped.state_dict(), "segnet_basic", **model_arguments(ours)[1])):
+        for key, value in ours.state_dict().items():
+            np.testing.assert_array_equal(back.state_dict()[key], value, err_msg=key)
