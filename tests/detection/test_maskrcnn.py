@@ -252,3 +252,21 @@ def test_compact_builder_trains_and_handles_no_detections():
     assert [o["boxes"].shape for o in out] == [(0, 4), (0, 4)]
     with pytest.raises(ValueError, match="norm must be 'group' or 'frozen_bn'"):
         maskrcnn_resnet_fpn(norm="batch")
+
+
+def test_roi_op_pool_switches_both_poolers_to_roi_pool(monkeypatch):
+    """roi_op="pool": the box and mask poolers call ops.roi_pool (RoIPool's rounding), never roi_align."""
+    model = maskrcnn_resnet_fpn(num_classes=3, min_size=64, max_size=96, roi_op="pool")
+    assert model.roi_heads.box_roi_pool.roi_op == "pool" and model.roi_heads.mask_roi_pool.roi_op == "pool"
+    from minitorchseg.ops import poolers
+
+    calls = []
+    monkeypatch.setattr(poolers, "roi_align", lambda *a, **k: calls.append("align"))
+    real_pool = poolers.roi_pool
+    monkeypatch.setattr(poolers, "roi_pool", lambda *a, **k: calls.append("pool") or real_pool(*a, **k))
+    losses = model([mts.tensor(i) for i in _images(np.float32)], [{k: mts.tensor(v) for k, v in t.items()}
+                                                                  for t in _targets(np.float32, (1, 1))])
+    assert all(np.isfinite(v.numpy()) for v in losses.values())
+    assert "pool" in calls and "align" not in calls
+    with pytest.raises(ValueError, match="roi_op must be 'align' or 'pool'"):
+        maskrcnn_resnet_fpn(roi_op="bilinear")

@@ -138,6 +138,8 @@ def maskrcnn_resnet_fpn(num_classes: int = 2, backbone_name: str = "resnet18", b
     """
     if norm not in ("group", "frozen_bn"):
         raise ValueError(f"maskrcnn_resnet_fpn: norm must be 'group' or 'frozen_bn', got {norm!r}")
+    if roi_op not in ("align", "pool"):
+        raise ValueError(f"maskrcnn_resnet_fpn: roi_op must be 'align' or 'pool', got {roi_op!r}")
     anchor_sizes = tuple(anchor_sizes)
     if len(anchor_sizes) != 5:
         raise ValueError(f"maskrcnn_resnet_fpn: anchor_sizes: expected 5 sizes (levels '0'..'3' and 'pool'), "
