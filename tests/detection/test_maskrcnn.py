@@ -252,6 +252,8 @@ def test_compact_builder_trains_and_handles_no_detections():
     assert [o["boxes"].shape for o in out] == [(0, 4), (0, 4)]
     with pytest.raises(ValueError, match="norm must be 'group' or 'frozen_bn'"):
         maskrcnn_resnet_fpn(norm="batch")
+    with pytest.raises(ValueError, match=r"num_classes must be an int >= 2 \(background included\), got 1"):
+        maskrcnn_resnet_fpn(num_classes=1)
 
 
 def test_roi_op_pool_switches_both_poolers_to_roi_pool(monkeypatch):

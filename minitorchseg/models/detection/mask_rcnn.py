@@ -136,6 +136,9 @@ def maskrcnn_resnet_fpn(num_classes: int = 2, backbone_name: str = "resnet18", b
     torchvision's ``MaskRCNN(resnet_fpn_backbone(backbone_name=...), num_classes)`` (same keys).
     ``num_classes`` counts the background. Other keywords go to :class:`MaskRCNN`.
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"maskrcnn_resnet_fpn: num_classes must be an int >= 2 (background included), "
+                         f"got {num_classes!r}")
     if norm not in ("group", "frozen_bn"):
         raise ValueError(f"maskrcnn_resnet_fpn: norm must be 'group' or 'frozen_bn', got {norm!r}")
     if roi_op not in ("align", "pool"):
