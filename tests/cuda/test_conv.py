@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cuda conv2d / conv_transpose2d entries against minitorchseg.kernels.cpu and torch, forward and both gradients.
+"""CUDA conv2d / conv_transpose2d entries (`minitorchseg.kernels.cuda`) against the CPU ones and torch, both gradients.
 
 Tolerances: docs/semantics.md#tolerances's conv rule (:func:`tests.kernels.conv_cases.assert_conv_close`)
 against torch *and* against the CPU kernel: both devices multiply with a BLAS

@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cuda offers every entry point of minitorchseg.kernels.cpu, with the same signature (one op class serves both)."""
+"""`minitorchseg.kernels.cuda` offers every entry point of `minitorchseg.kernels.cpu`, with the same signature."""
 
 import inspect
 import types

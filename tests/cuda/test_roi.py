@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cuda RoIAlign, RoIPool, NMS and K-means entries against minitorchseg.kernels.cpu and torchvision.
+"""CUDA RoIAlign, RoIPool, NMS and K-means entries (`minitorchseg.kernels.cuda`) against the CPU ones and torchvision.
 
 * RoIAlign forward: the CPU's geometry and bilinear helpers compiled for the
   device, the CPU's order of additions: bit for bit against the CPU (under the

@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cpu conv2d entries against torch: forward, input and weight gradients (through torch autograd)."""
+"""`minitorchseg.kernels.cpu` conv2d entries against torch: forward, input and weight gradients (torch autograd)."""
 
 import numpy as np
 import pytest

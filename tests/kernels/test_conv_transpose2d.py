@@ -1,4 +1,4 @@
-"""minitorchseg.kernels.cpu conv_transpose2d entries against torch: forward, input and weight gradients (through torch autograd)."""
+"""`minitorchseg.kernels.cpu` conv_transpose2d entries against torch: forward, input and weight gradients."""
 
 import numpy as np
 import pytest
