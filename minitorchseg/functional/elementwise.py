@@ -201,17 +201,24 @@ class Clamp(Function):
 
 
 class ReLU(Function):
-    """``max(a, 0)``; gradient 1 where a > 0, else 0 (0 at the kink, as torch)."""
+    """``max(a, 0)``; gradient 1 where a > 0, else 0 (0 at the kink, as torch).
+
+    The backward reads the mask from the *output* (``max(a, 0) > 0`` exactly when
+    ``a > 0``), as torch's ``threshold_backward`` does: the input is not kept, so
+    in conv → batch norm → ReLU → conv the batch norm's output is freed as soon as
+    the ReLU has read it (the ReLU's output is kept by the next layer anyway).
+    """
 
     @staticmethod
     def forward(ctx, a):
-        ctx.save_for_backward(a)
-        return ctx.xp.maximum(a, 0)
+        out = ctx.xp.maximum(a, 0)
+        ctx.save_for_backward(out)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        (a,) = ctx.saved_arrays
-        return grad * (a > 0)
+        (out,) = ctx.saved_arrays
+        return grad * (out > 0)
 
 
 class Sigmoid(Function):
