@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 import torch
 from torchvision.models.detection import backbone_utils as tv_backbone_utils
+from torchvision.models.detection import faster_rcnn as tv_faster_rcnn
 from torchvision.models.detection import mask_rcnn as tv_mask_rcnn
 
 import minitorchseg as mts
 from minitorchseg.models.detection.backbone_utils import resnet_fpn_backbone
+from minitorchseg.models.detection.faster_rcnn import FasterRCNN
 from minitorchseg.models.detection.mask_rcnn import MaskRCNN, maskrcnn_resnet_fpn
 from minitorchseg.models.detection.roi_heads import RoIHeads
 from minitorchseg.nn import Module
@@ -272,3 +274,21 @@ def test_roi_op_pool_switches_both_poolers_to_roi_pool(monkeypatch):
     assert "pool" in calls and "align" not in calls
     with pytest.raises(ValueError, match="roi_op must be 'align' or 'pool'"):
         maskrcnn_resnet_fpn(roi_op="bilinear")
+
+
+def test_faster_rcnn_equals_torchvision_float64():
+    """FasterRCNN (no mask branch): torchvision's keys, and the same boxes, labels and scores in eval."""
+    torch.manual_seed(4)
+    theirs = tv_faster_rcnn.FasterRCNN(tv_backbone_utils.resnet_fpn_backbone(backbone_name="resnet18", weights=None),
+                                       num_classes=CLASSES, **CONFIG).double()
+    ours = FasterRCNN(resnet_fpn_backbone(backbone_name="resnet18", weights=None), num_classes=CLASSES, **CONFIG)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    copy_into_ours(theirs, ours)
+    ours.to(np.float64)
+    mine, ref = _eval_both(ours, theirs, _images(np.float64, 4))
+    assert sum(len(r["boxes"]) for r in ref) > 0
+    for m, r in zip(mine, ref):
+        assert set(m) == {"boxes", "labels", "scores"}
+        np.testing.assert_array_equal(m["labels"].numpy(), r["labels"].numpy())
+        for key in ("boxes", "scores"):
+            np.testing.assert_allclose(m[key].numpy(), r[key].numpy(), **TOL[np.dtype(np.float64)], err_msg=key)
