@@ -322,6 +322,20 @@ def test_exif_orientation_is_applied_to_images(tmp_path, orientation, suffix):
     assert image.shape == ((10, 6, 3) if orientation >= 5 else (6, 10, 3))
 
 
+@pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning")
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_torchvision_decode_jpeg(tmp_path, orientation):
+    from torchvision.io import decode_jpeg, read_file
+
+    path = tmp_path / "phone.jpg"
+    _photo(path, orientation, size=(16, 24))
+    theirs = decode_jpeg(read_file(str(path)), apply_exif_orientation=True).permute(1, 2, 0).numpy()
+    ours = read_image(path)
+    assert ours.shape == theirs.shape
+    # Two JPEG decoders may round an IDCT differently by a level or two; a wrong orientation moves whole blocks.
+    np.testing.assert_allclose(ours.astype(int), theirs.astype(int), atol=2, rtol=0)
+
+
 @pytest.mark.parametrize("orientation", [3, 6, 8])
 def test_masks_are_never_rotated_and_pair_with_the_displayed_photo(tmp_path, orientation):
     images, masks = tmp_path / "images", tmp_path / "masks"
