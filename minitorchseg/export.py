@@ -32,7 +32,8 @@ match when both optimisers are built on ``model.parameters()`` and
 
 Mask R-CNN (:class:`minitorchseg.models.detection.mask_rcnn.MaskRCNN`) has no
 twin of ours: ``to_torch`` gives torchvision's own ``MaskRCNN``, with a
-torchvision ResNet-FPN backbone of the same depth and norm layer, the same heads
+ResNet-FPN backbone of torchvision's blocks of the same depth, width and norm
+layers (the compact CPU default of ``maskrcnn_resnet_fpn`` included), the same heads
 and every threshold and size copied, and ``from_torch`` takes one back (the keys
 are torchvision's on both sides).
 
@@ -89,7 +90,7 @@ __all__ = [
     "optimizer_name", "optimizer_state_to_torch", "optimizer_state_from_torch",
     "optimizer_to_torch", "optimizer_from_torch", "to_onnx",
     "TORCH_CHECKPOINT_FORMAT", "checkpoint_to_torch", "checkpoint_from_torch", "export_checkpoint",
-    "import_checkpoint", "maskrcnn_to_torchvision", "maskrcnn_from_torchvision",
+    "import_checkpoint", "maskrcnn_to_torchvision", "maskrcnn_from_torchvision", "TorchResNetBody",
 ]
 
 
@@ -975,7 +976,9 @@ def _maskrcnn_spec(model) -> dict:
     """The architecture and settings of a Mask R-CNN (ours or torchvision's), read from its modules.
 
     ValueError for a part neither side can rebuild (another backbone, a box head other
-    than TwoMLPHead, a normalised mask head, RoIPool pooling), naming it.
+    than TwoMLPHead, norm layers of another kind, RoIPool pooling), naming it. The
+    group count of every GroupNorm is recorded by its channel count
+    (``group_sizes``), so a factory such as ``group_norm_layer()`` is rebuilt exactly.
     """
     who = f"Mask R-CNN conversion ({type(model).__module__.split('.')[0]})"
     body, fpn = model.backbone.body, model.backbone.fpn
@@ -1001,8 +1004,15 @@ def _maskrcnn_spec(model) -> dict:
                              "RoIAlign")
     if type(heads.box_head).__name__ != "TwoMLPHead":
         raise ValueError(f"{who}: box head {type(heads.box_head).__name__} is not a TwoMLPHead")
-    if any(len(block) != 2 for block in heads.mask_head):
-        raise ValueError(f"{who}: only a mask head without norm layers is supported")
+    mask_norms = {type(block[1]).__name__ for block in heads.mask_head if len(block) == 3}
+    if len(mask_norms) > 1 or not mask_norms <= {"FrozenBatchNorm2d", "BatchNorm2d", "GroupNorm"}:
+        raise ValueError(f"{who}: the mask head's norm layers {sorted(mask_norms)} are not one of "
+                         "FrozenBatchNorm2d, BatchNorm2d or GroupNorm")
+    group_sizes: dict[int, int] = {}
+    for m in model.modules():
+        if type(m).__name__ == "GroupNorm":
+            if group_sizes.setdefault(int(m.num_channels), int(m.num_groups)) != int(m.num_groups):
+                raise ValueError(f"{who}: GroupNorms of {m.num_channels} channels with different group counts")
 
     def pool(p) -> dict:
         return dict(featmap_names=list(p.featmap_names), output_size=tuple(p.output_size),
@@ -1014,7 +1024,8 @@ def _maskrcnn_spec(model) -> dict:
 
     rpn, t = model.rpn, model.transform
     return {
-        "resnet": resnet, "norm": norm, "groups": getattr(body.bn1, "num_groups", None),
+        "resnet": resnet, "norm": norm, "mask_norm": mask_norms.pop() if mask_norms else None,
+        "group_sizes": group_sizes,
         "base_channels": shape(body.conv1)[0],
         "return_layers": dict(body.return_layers),
         "in_channels_list": [shape(block[0])[1] for block in fpn.inner_blocks],
@@ -1061,27 +1072,59 @@ def _torchvision():
     return torchvision, backbone_utils, faster_rcnn, mask_rcnn, rpn
 
 
+class TorchResNetBody(tnn.Module):
+    """torchvision's ResNet (``torchvision/models/resnet.py``) up to layer4, every width scaled by ``base_channels``.
+
+    The children ``conv1, bn1, relu, maxpool, layer1..layer4`` and their keys are
+    torchvision's, built from torchvision's own ``BasicBlock``/``Bottleneck``; at
+    ``base_channels=64`` it is torchvision's ResNet without ``avgpool``/``fc``. The
+    twin of ``minitorchseg.models.resnet.ResNet(base_channels=...)`` inside a
+    detection backbone (its ``IntermediateLayerGetter`` runs the children in order).
+    """
+
+    def __init__(self, block, layers: Sequence[int], norm_layer, base_channels: int):
+        super().__init__()
+        from torchvision.models.resnet import conv1x1
+
+        self.inplanes = base_channels
+        self.conv1 = tnn.Conv2d(3, base_channels, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = norm_layer(base_channels)
+        self.relu = tnn.ReLU(inplace=True)
+        self.maxpool = tnn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        stages = []
+        for k, blocks in enumerate(layers):
+            planes, stride = base_channels * 2 ** k, 1 if k == 0 else 2
+            downsample = None
+            if stride != 1 or self.inplanes != planes * block.expansion:
+                downsample = tnn.Sequential(conv1x1(self.inplanes, planes * block.expansion, stride),
+                                            norm_layer(planes * block.expansion))
+            stage = [block(self.inplanes, planes, stride, downsample, norm_layer=norm_layer)]
+            self.inplanes = planes * block.expansion
+            stage += [block(self.inplanes, planes, norm_layer=norm_layer) for _ in range(1, blocks)]
+            stages.append(tnn.Sequential(*stage))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+
+
 def _build_maskrcnn(spec: dict, torch_side: bool):
     """torchvision's (``torch_side``) or our MaskRCNN with the architecture and settings of ``spec``.
 
     Both libraries name their classes alike, module for module (``anchor_utils.AnchorGenerator``,
     ``rpn.RPNHead``, ``faster_rcnn.TwoMLPHead``/``FastRCNNPredictor``,
     ``mask_rcnn.MaskRCNNHeads``/``MaskRCNNPredictor``/``MaskRCNN``, ``backbone_utils.BackboneWithFPN``,
-    ``MultiScaleRoIAlign``, ``LastLevelMaxPool``), so only the imports differ.
+    ``MultiScaleRoIAlign``, ``LastLevelMaxPool``), so only the imports differ. The
+    torch side's backbone is torchvision's ResNet at torchvision's width (64), else
+    :class:`TorchResNetBody`.
     """
     if torch_side:
         torchvision, backbone_utils, faster_rcnn, mask_rcnn, rpn = _torchvision()
+        from torchvision.models import resnet as tv_resnet
         from torchvision.models.detection import anchor_utils
         from torchvision.ops import MultiScaleRoIAlign
         from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
         from torchvision.ops.misc import FrozenBatchNorm2d
 
-        if spec["base_channels"] != 64:
-            raise ValueError(f"Mask R-CNN conversion: the ResNet has base_channels={spec['base_channels']}; "
-                             "torchvision's ResNet has 64 only")
-        norms = {"FrozenBatchNorm2d": FrozenBatchNorm2d, "BatchNorm2d": tnn.BatchNorm2d,
-                 "GroupNorm": lambda c: tnn.GroupNorm(spec["groups"], c)}
-        resnet = getattr(torchvision.models, spec["resnet"])(weights=None, norm_layer=norms[spec["norm"]])
+        norm_classes = {"FrozenBatchNorm2d": FrozenBatchNorm2d, "BatchNorm2d": tnn.BatchNorm2d,
+                        "GroupNorm": tnn.GroupNorm}
     else:
         from .models import resnet as our_resnet
         from .models.detection import anchor_utils, backbone_utils, faster_rcnn, mask_rcnn, rpn
@@ -1091,10 +1134,24 @@ def _build_maskrcnn(spec: dict, torch_side: bool):
         from .ops.misc import FrozenBatchNorm2d
         from .ops.poolers import MultiScaleRoIAlign
 
-        norms = {"FrozenBatchNorm2d": FrozenBatchNorm2d, "BatchNorm2d": OurBatchNorm2d,
-                 "GroupNorm": lambda c: GroupNorm(spec["groups"], c)}
-        resnet = getattr(our_resnet, spec["resnet"])(weights=None, norm_layer=norms[spec["norm"]],
+        norm_classes = {"FrozenBatchNorm2d": FrozenBatchNorm2d, "BatchNorm2d": OurBatchNorm2d, "GroupNorm": GroupNorm}
+
+    def norm_layer(kind: str | None):
+        if kind is None:
+            return None
+        if kind == "GroupNorm":
+            return lambda c: norm_classes["GroupNorm"](spec["group_sizes"][c], c)
+        return norm_classes[kind]
+
+    if not torch_side:
+        resnet = getattr(our_resnet, spec["resnet"])(weights=None, norm_layer=norm_layer(spec["norm"]),
                                                      base_channels=spec["base_channels"])
+    elif spec["base_channels"] == 64:
+        resnet = getattr(torchvision.models, spec["resnet"])(weights=None, norm_layer=norm_layer(spec["norm"]))
+    else:
+        block, counts = next((getattr(tv_resnet, kind), full) for (kind, full), name in _RESNETS.items()
+                             if name == spec["resnet"])
+        resnet = TorchResNetBody(block, counts, norm_layer(spec["norm"]), spec["base_channels"])
     backbone = backbone_utils.BackboneWithFPN(resnet, spec["return_layers"], spec["in_channels_list"],
                                               spec["out_channels"], extra_blocks=LastLevelMaxPool())
     mask_in, mask_layers, dilation = spec["mask_head"]
@@ -1105,7 +1162,7 @@ def _build_maskrcnn(spec: dict, torch_side: bool):
         box_roi_pool=MultiScaleRoIAlign(**spec["box_roi_pool"]), box_head=faster_rcnn.TwoMLPHead(*spec["box_head"]),
         box_predictor=faster_rcnn.FastRCNNPredictor(*spec["box_predictor"]),
         mask_roi_pool=MultiScaleRoIAlign(**spec["mask_roi_pool"]),
-        mask_head=mask_rcnn.MaskRCNNHeads(mask_in, mask_layers, dilation),
+        mask_head=mask_rcnn.MaskRCNNHeads(mask_in, mask_layers, dilation, norm_layer=norm_layer(spec["mask_norm"])),
         mask_predictor=mask_rcnn.MaskRCNNPredictor(*spec["mask_predictor"]),
         **spec["settings"])
 
@@ -1122,9 +1179,11 @@ def _copy_flags(source, target) -> None:
 def maskrcnn_to_torchvision(model) -> tnn.Module:
     """Our :class:`~minitorchseg.models.detection.mask_rcnn.MaskRCNN` → torchvision's, weights copied bit for bit.
 
-    The backbone is torchvision's ResNet (18, 34 or 50, at torchvision's width) with
-    the same norm layer, returned layers and FPN; anchors, heads, poolers and every
-    threshold and size of the transform, RPN and RoI heads are ours. ``requires_grad``
+    The backbone is torchvision's ResNet (18, 34 or 50; at a width other than
+    torchvision's 64, :class:`TorchResNetBody` of torchvision's blocks) with the same
+    norm layers (GroupNorm group counts included), returned layers and FPN; anchors,
+    heads, poolers and every threshold and size of the transform, RPN and RoI heads
+    are ours. ``requires_grad``
     (the frozen stages) and the train/eval mode are copied. ValueError for a part
     torchvision cannot build (see :func:`_maskrcnn_spec`).
     """

@@ -620,22 +620,36 @@ def test_maskrcnn_torchvisions_detections_equal_ours_float64():
             assert_close(a[key].numpy(), b[key].numpy(), DETECTION_TOL, f"image {i} {key}")
 
 
+def test_maskrcnn_compact_default_to_torchvision_same_detections_float64():
+    """The CPU default (ResNet-18 at width 16, GroupNorm in the backbone and mask head, FPN of 64 channels) has no
+    torchvision builder: its backbone becomes a ResNet of torchvision's blocks at that width, inside torchvision's
+    own MaskRCNN."""
+    from torchvision.models.detection import MaskRCNN as TorchvisionMaskRCNN
+
+    from minitorchseg.models.detection.mask_rcnn import maskrcnn_resnet_fpn
+
+    mts.manual_seed(0)
+    ours = maskrcnn_resnet_fpn(3, min_size=64, max_size=96, box_score_thresh=0.0).eval()
+    theirs = to_torch(ours)
+    assert type(theirs) is TorchvisionMaskRCNN and isinstance(theirs.backbone.body.conv1, torch.nn.Conv2d)
+    assert export._maskrcnn_spec(theirs) == export._maskrcnn_spec(ours)
+    assert export._maskrcnn_spec(ours)["group_sizes"] == {16: 16, 32: 32, 64: 32, 128: 32}   # min(32, C)
+    back = from_torch(theirs)
+    for key, value in ours.state_dict().items():
+        np.testing.assert_array_equal(back.state_dict()[key], value, err_msg=key)
+    ours.double()
+    theirs.double()
+    image = np.random.default_rng(0).uniform(size=(3, 64, 80))
+    with mts.no_grad():
+        (mine,) = ours([mts.tensor(image)])
+    with torch.no_grad():
+        (ref,) = theirs([torch.from_numpy(image)])
+    assert len(ref["scores"]) > 0
+    np.testing.assert_array_equal(mine["labels"].numpy(), ref["labels"].numpy())
+    for key in ("boxes", "scores", "masks"):
+        assert_close(mine[key].numpy(), ref[key].numpy(), DETECTION_TOL, key)
+
+
 def test_maskrcnn_parts_torchvision_cannot_build_are_named():
-    from minitorchseg.models.detection.backbone_utils import resnet_fpn_backbone
-    from minitorchseg.models.detection.mask_rcnn import MaskRCNN
-
-    narrow = MaskRCNN(resnet_fpn_backbone(backbone_name="resnet18", base_channels=16), num_classes=3)
-    with pytest.raises(ValueError, match="base_channels=16; torchvision's ResNet has 64 only"):
-        to_torch(narrow)
-    pooled = _our_maskrcnn(roi_op="pool")
-    with pytest.raises(ValueError, match="roi_heads.box_roi_pool pools with RoIPool"):
-        to_torch(pooled)
-
-
-def test_from_a_data_parallel_wrapper_or_its_prefixed_state_dict():
-    ours = build("segnet_basic", np.float32)
-    wrapped = torch.nn.DataParallel(to_torch(ours))   # DistributedDataParallel prefixes its keys alike
-    assert all(k.startswith("module.") for k in wrapped.state_dict())
-    for back in (from_torch(wrapped), from_torch(wrapped.state_dict(), "segnet_basic", **model_arguments(ours)[1])):
-        for key, value in ours.state_dict().items():
-            np.testing.assert_array_equal(back.state_dict()[key], value, err_msg=key)
+    with pytest.raises(ValueError, match="box_roi_pool pools with RoIPool; torchvision's Mask R-CNN has only"):
+        to_torch(_our_maskrcnn(roi_op="pool"))
