@@ -130,7 +130,8 @@ class ConfusionMatrix:
                 values = np.unique(x[bad])[:10].tolist()
                 raise ValueError(
                     f"{name} holds labels {values} outside [0, {c}) "
-                    f"(num_classes={c}, ignore_index={self.ignore_index})"
+                    f"(num_classes={c}, ignore_index={self.ignore_index}); allowed 0..{c - 1} (inclusive)"
+                    f"{'' if self.ignore_index is None else f' and {self.ignore_index}'}"
                 )
         self.matrix += np.bincount(target * c + pred, minlength=c * c).reshape(c, c)
         return self

@@ -24,6 +24,7 @@ from minitorchseg.data import SyntheticShapes, colorize
 from minitorchseg.data.base import read_image, read_mask, to_rgb8
 from minitorchseg.data.folder import ImageMaskFolder
 from minitorchseg.data.spec import Subset, open_split, parse_data_spec
+from minitorchseg.metrics import ConfusionMatrix
 from minitorchseg.ops import batched_nms
 
 from .strategies import TOL, dtypes, randn, seeds, settings_fast
@@ -544,6 +545,8 @@ def test_max_unpool2d_output_size_message_states_the_allowed_sizes_inclusive():
      r"row 0 has batch index 2, out of range .*; allowed 0\.\.1 \(inclusive\)"),
     (lambda: colorize(np.array([[0, 4]]), np.zeros((3, 3), np.uint8), ignore_index=255), ValueError,
      r"labels \[4\] outside \[0, 3\) .*; allowed 0\.\.2 \(inclusive\) and 255"),
+    (lambda: ConfusionMatrix(3, ignore_index=255).update(np.array([0, 3]), np.array([0, 1])), ValueError,
+     r"pred holds labels \[3\] outside \[0, 3\) .*; allowed 0\.\.2 \(inclusive\) and 255"),
     (lambda: SyntheticShapes(3, size=16)[3], IndexError, r"index 3 out of range for 3 items; allowed -3\.\.2 "
                                                          r"\(inclusive\)"),
     (lambda: parse_data_spec("shapes:min_size=1"), ValueError, r"min_size must be positive, got 1; allowed 2 or more"),
