@@ -653,3 +653,60 @@ def test_maskrcnn_compact_default_to_torchvision_same_detections_float64():
 def test_maskrcnn_parts_torchvision_cannot_build_are_named():
     with pytest.raises(ValueError, match="box_roi_pool pools with RoIPool; torchvision's Mask R-CNN has only"):
         to_torch(_our_maskrcnn(roi_op="pool"))
+
+
+class _TorchUniform:
+    """The transform's random size choice drawn from torch's generator, as torchvision's ``torch_choice``."""
+
+    def uniform(self, low, high):
+        return torch.empty(1).uniform_(low, high).item()
+
+
+def test_maskrcnn_train_mode_losses_and_one_adam_step_from_the_exported_state_equal_torchvisions():
+    """Float64, the compact default; the samplers and the transform draw from torch's generator (same seed)."""
+    from minitorchseg.models.detection.mask_rcnn import maskrcnn_resnet_fpn
+    from tests.detection.rcnn_common import float64_rpn_labels, replay_torch_randperm
+
+    mts.manual_seed(0)
+    ours = maskrcnn_resnet_fpn(3, min_size=64, max_size=96, box_batch_size_per_image=32).double().train()
+    ours.rpn.fg_bg_sampler.generator = replay_torch_randperm
+    ours.roi_heads.fg_bg_sampler.generator = replay_torch_randperm
+    ours.transform.generator = _TorchUniform()
+    rng = np.random.default_rng(3)
+    images = [rng.uniform(size=(3, 64, 80)), rng.uniform(size=(3, 72, 64))]
+    targets = []
+    for image in images:
+        h, w = image.shape[1:]
+        masks = np.zeros((2, h, w), np.uint8)
+        masks[0, 10:40, 12:50] = 1
+        masks[1, 30:60, 5:30] = 1
+        boxes = np.array([[12, 10, 50, 40], [5, 30, 30, 60]], np.float64)
+        targets.append({"boxes": boxes, "labels": np.array([1, 2]), "masks": masks})
+
+    def our_step(opt, seed):
+        torch.manual_seed(seed)
+        losses = ours([mts.tensor(i) for i in images], [{k: mts.tensor(v) for k, v in t.items()} for t in targets])
+        opt.zero_grad()
+        sum(losses.values()).backward()
+        opt.step()
+        return {k: float(v.numpy()) for k, v in losses.items()}
+
+    opt = Adam(ours.parameters(), lr=LR)
+    our_step(opt, seed=1)   # the state to export: moments and a step count
+    theirs = to_torch(ours)
+    float64_rpn_labels(theirs.rpn)
+    torch_opt = optimizer_to_torch(opt, theirs)
+    before = ours.state_dict()
+    mine = our_step(opt, seed=2)
+    assert max(float(np.abs(v - before[k]).max()) for k, v in ours.state_dict().items()) > 100 * STEP_TOL
+    torch.manual_seed(2)
+    ref = theirs([torch.from_numpy(i) for i in images],
+                 [{k: torch.from_numpy(np.asarray(v)) for k, v in t.items()} for t in targets])
+    torch_opt.zero_grad()
+    sum(ref.values()).backward()
+    torch_opt.step()
+    assert set(mine) == set(ref) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness",
+                                     "loss_rpn_box_reg"}
+    for key, value in ref.items():
+        assert_close(np.asarray(mine[key]), value.detach().numpy(), DETECTION_TOL, key)
+    _compare_weights(ours, theirs, "Mask R-CNN")
