@@ -159,7 +159,13 @@ def cmd_train_instance(args) -> int:
     return 0
 
 
+def _check_threshold(args) -> None:
+    if not 0.0 <= args.score_threshold <= 1.0:
+        raise _error(f"--score-threshold must be in [0, 1], got {args.score_threshold!r}")
+
+
 def cmd_eval_instance(args) -> int:
+    _check_threshold(args)
     model, ckpt = load_instance_checkpoint(args.checkpoint, device=args.device, model_name=args.model)
     info = ckpt["data"]
     text = args.data if args.data is not None else info.get("spec")
@@ -180,6 +186,7 @@ def cmd_eval_instance(args) -> int:
 def cmd_predict_instance(args) -> int:
     from minitorchseg.cli import _output_stem, _save_png
 
+    _check_threshold(args)
     missing = [p for p in args.images if not os.path.isfile(p)]
     if missing:
         raise _error(f"image not found: {', '.join(repr(p) for p in missing)}")

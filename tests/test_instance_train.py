@@ -307,3 +307,23 @@ def test_cli_on_coco_files(tmp_path, capsys, fake_registry):
     code, _, err = run(capsys, "train", "--model", "maskrcnn", "--data", mixed, "--out", tmp_path / "mixed")
     assert code == 1 and "the validation set's categories [3, 7, 12] differ from the training set's [3, 7]" in err
     assert not (tmp_path / "mixed").exists()
+
+
+def test_cli_on_the_shared_dsb2018(tmp_path, capsys, fake_registry):
+    from tests.test_instance_data import dsb2018_root
+
+    root = dsb2018_root()
+    if root is None:
+        pytest.skip("shared DSB2018 not found (set MINITORCHSEG_DSB2018 or place it at ../shared/data/dsb2018)")
+    out = tmp_path / "nuclei"
+    code, text, err = run(capsys, "train", "--model", "maskrcnn", "--data", f"dsb2018:{root}", "--epochs", 1,
+                          "--out", out, "--quiet")
+    assert code == 0, err
+    assert "233 training, 50 validation images" in text and "val mask AP" in text
+    ckpt = load(out / "checkpoint.npz")
+    assert ckpt["data"]["class_names"] == ["background", "nucleus"] and ckpt["model"]["kwargs"]["num_classes"] == 2
+    code, text, err = run(capsys, "eval", out / "checkpoint.npz", "--quiet", "--score-threshold", 0.3)
+    assert code == 0, err
+    assert f"dsb2018:{root} val (50 images)" in text and "nuclei score" in text
+    code, _, err = run(capsys, "eval", out / "checkpoint.npz", "--score-threshold", 2)
+    assert code == 1 and "--score-threshold must be in [0, 1], got 2.0" in err
