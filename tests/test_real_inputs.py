@@ -20,7 +20,7 @@ import minitorchseg as mts
 import minitorchseg.functional as F
 from minitorchseg import nn
 from minitorchseg.cli import main
-from minitorchseg.data import SyntheticShapes, colorize
+from minitorchseg.data import SyntheticShapes, class_pixel_counts, colorize
 from minitorchseg.data.base import read_image, read_mask, to_rgb8
 from minitorchseg.data.folder import ImageMaskFolder
 from minitorchseg.data.spec import Subset, open_split, parse_data_spec
@@ -407,6 +407,8 @@ def test_0_255_binary_masks_are_read_as_two_classes_with_a_note(tmp_path):
         np.testing.assert_array_equal(folder.load_mask(i), stored[i] // 255)
     with pytest.warns(UserWarning, match="0 and 255"):  # a checkpoint's 2 classes: the same reading
         assert ImageMaskFolder(images, masks, num_classes=2)[0][1].max() == 1
+    pixels, _ = class_pixel_counts(folder, 2)  # class weights read the mapped labels too
+    assert pixels.tolist() == [sum(int((m == 0).sum()) for m in stored), sum(int((m == 255).sum()) for m in stored)]
 
 
 def test_0_255_masks_with_other_choices(tmp_path):

@@ -319,3 +319,26 @@ def test_atomic_write_crashing_after_partial_bytes_keeps_the_old_file(tmp_path, 
         atomic_write(path, writer)
     monkeypatch.undo()
     assert path.read_bytes() == b"the old version\n" and os.listdir(tmp_path) == [path.name]
+
+
+@pytest.mark.parametrize("n", range(5))
+def test_a_crash_in_the_middle_of_a_command_line_png_write_leaves_every_file_whole(tmp_path, monkeypatch, capsys, n):
+    pytest.importorskip("minitorchseg.kmeans")
+    from minitorchseg.cli import main
+
+    image = np.zeros((12, 10, 3), dtype=np.uint8)
+    image[:, 5:] = (250, 10, 10)
+    image[6:, :5] = (10, 10, 250)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(image[::-1].copy()).save(tmp_path / "b.png")
+    out = tmp_path / "km"
+    assert main(["kmeans", str(tmp_path / "a.png"), "--k", "3", "--out", str(out)]) == 0
+    names = sorted(os.listdir(out))
+    before = {name: (out / name).read_bytes() for name in names}
+    opened = tear_the_nth_write(monkeypatch, out, n)
+    assert main(["kmeans", str(tmp_path / "b.png"), "--k", "3", "--out", str(out)]) == 130
+    monkeypatch.undo()
+    assert len(opened) == n + 1 and "interrupted" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == names, "no temporary file is left behind"
+    assert all(complete(os.fspath(out / name)) for name in names)
+    assert sum((out / name).read_bytes() == before[name] for name in names) >= len(names) - n
