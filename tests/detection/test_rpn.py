@@ -38,6 +38,11 @@ def _pair(dtype, seed, pre=(60, 40), post=(30, 25), batch_size=64, score_thresh=
     head = tv_rpn.RPNHead(CHANNELS, 3)
     for p in head.parameters():
         torch.nn.init.normal_(p, std=0.3)
+    # Where the 3x3 conv's ReLU zeroes every channel, two anchors get equal scores, and torch.topk orders ties
+    # arbitrarily; a large positive bias keeps every unit alive, so scores are distinct and the order defined.
+    torch.nn.init.constant_(head.conv[0][0].bias, 10.0)
+    for layer in (head.cls_logits, head.bbox_pred):  # deltas of order 0.5, not exp(10)
+        torch.nn.init.normal_(layer.weight, std=0.03)
     args = (0.7, 0.3, batch_size, 0.5, dict(training=pre[0], testing=pre[1]), dict(training=post[0], testing=post[1]),
             0.7)
     theirs = tv_rpn.RegionProposalNetwork(TVAnchorGenerator(SIZES, RATIOS), head, *args, score_thresh=score_thresh)
