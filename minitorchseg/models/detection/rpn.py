@@ -135,7 +135,10 @@ class RegionProposalNetwork(Module):
         return labels, matched_gt_boxes
 
     def _get_top_n_idx(self, objectness: np.ndarray, num_anchors_per_level) -> np.ndarray:
-        """(N, k) indices of the top ``pre_nms_top_n`` scores of every level, level by level, descending."""
+        """(N, k) indices of the top ``pre_nms_top_n`` scores of every level, level by level, descending.
+
+        Equal scores come lowest index first (a stable sort); ``torch.topk`` leaves their order unspecified.
+        """
         chosen, offset = [], 0
         for count in num_anchors_per_level:
             level = objectness[:, offset:offset + count]
