@@ -131,6 +131,13 @@ def test_eval_detections_equal_torchvision(dtype):
     _assert_same_detections(mine, ref, dtype, sizes)
 
 
+def test_eval_with_resizing_equals_torchvision_float64():
+    """min_size 72, max_size 100: both images are resized (x1.125 and x1.04), detections mapped back and pasted."""
+    ours, theirs = _pair(np.float64, seed=5, min_size=72, max_size=100)
+    mine, ref = _eval_both(ours, theirs, _images(np.float64, 5))
+    _assert_same_detections(mine, ref, np.float64, SIZES)
+
+
 @pytest.mark.parametrize("counts", [(2, 1), (1, 0)])
 def test_training_losses_and_every_gradient_equal_torchvision_float64(counts):
     ours, theirs = _pair(np.float64, seed=1)
