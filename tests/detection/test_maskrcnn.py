@@ -299,3 +299,16 @@ def test_faster_rcnn_equals_torchvision_float64():
         np.testing.assert_array_equal(m["labels"].numpy(), r["labels"].numpy())
         for key in ("boxes", "scores"):
             np.testing.assert_allclose(m[key].numpy(), r[key].numpy(), **TOL[np.dtype(np.float64)], err_msg=key)
+
+
+def test_a_batch_tensor_is_n_images():
+    """As torchvision (which iterates over its input), an (N, C, H, W) Tensor is N images of one size."""
+    model = maskrcnn_resnet_fpn(num_classes=3, min_size=64, max_size=64).eval()
+    batch = np.random.default_rng(0).uniform(size=(2, 3, 64, 64)).astype(np.float32)
+    with mts.no_grad():
+        as_batch = model(mts.tensor(batch))
+        as_list = model([mts.tensor(batch[0]), mts.tensor(batch[1])])
+    assert len(as_batch) == 2
+    for a, b in zip(as_batch, as_list):
+        for key in ("boxes", "labels", "scores", "masks"):
+            np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())

@@ -90,7 +90,8 @@ class GeneralizedRCNN(Module):
         backbone: images (N, C, H, W) → a Tensor or ``{name: feature map}``.
         rpn: ``RegionProposalNetwork``; roi_heads: ``RoIHeads``; transform: ``GeneralizedRCNNTransform``.
 
-    ``forward(images, targets=None)``: ``images`` a list of (C, H, W) float Tensors of any sizes;
+    ``forward(images, targets=None)``: ``images`` a list of (C, H, W) float Tensors of any sizes (or one
+    (N, C, H, W) Tensor: N images of one size);
     training → ``{"loss_classifier", "loss_box_reg"[, "loss_mask"], "loss_objectness",
     "loss_rpn_box_reg"}`` (targets required: per image ``boxes`` (G, 4) ``(x1, y1, x2, y2)`` pixels,
     ``labels`` (G,) int64 in 1..num_classes−1, ``masks`` (G, H, W) for Mask R-CNN; G = 0 allowed);
@@ -112,6 +113,8 @@ class GeneralizedRCNN(Module):
         return getattr(cls_score, "out_features", None)
 
     def forward(self, images, targets=None):
+        if isinstance(images, Tensor) and images.ndim == 4:  # a batch (N, C, H, W): N images, as torchvision
+            images = [images[i] for i in range(images.shape[0])]
         check_detection_inputs(images, targets, self.training, len(self.transform.image_mean), self._num_classes(),
                                self.roi_heads.has_mask())
         original_image_sizes = [tuple(image.shape[-2:]) for image in images]
