@@ -327,3 +327,34 @@ def test_cli_on_the_shared_dsb2018(tmp_path, capsys, fake_registry):
     assert f"dsb2018:{root} val (50 images)" in text and "nuclei score" in text
     code, _, err = run(capsys, "eval", out / "checkpoint.npz", "--score-threshold", 2)
     assert code == 1 and "--score-threshold must be in [0, 1], got 2.0" in err
+
+
+def test_real_compact_maskrcnn_trains_resumes_and_evaluates(tmp_path):
+    detection = pytest.importorskip("minitorchseg.models.detection.mask_rcnn")
+    if not hasattr(detection, "maskrcnn_resnet_fpn"):
+        pytest.skip("the compact Mask R-CNN builder has not landed")
+    from minitorchseg.random import manual_seed
+
+    def build():
+        manual_seed(0)
+        return detection.maskrcnn_resnet_fpn(4, min_size=32, max_size=32)
+
+    train_set = InstanceShapes(2, size=32, seed=0, min_size=8, max_size=14, max_objects=2)
+    val_set = InstanceShapes(1, size=32, seed=1, min_size=8, max_size=14, max_objects=2)
+    kwargs = dict(model_name="maskrcnn", model_kwargs={"num_classes": 4, "min_size": 32, "max_size": 32},
+                  batch_size=2, warmup_steps=1, progress=False, log=lambda *a: None)
+    whole = build()
+    history = train_instance(whole, train_set, val_set, epochs=2, out_dir=tmp_path / "whole", **kwargs)
+    for key in ("train_loss", *LOSS_NAMES):
+        assert math.isfinite(history[-1][key]), key
+    assert history[-1]["mask_AP"] is None or 0.0 <= history[-1]["mask_AP"] <= 1.0
+    first = build()
+    train_instance(first, train_set, val_set, epochs=1, out_dir=tmp_path / "split", **kwargs)
+    resumed = build()
+    again = train_instance(resumed, train_set, val_set, epochs=2, out_dir=tmp_path / "split", resume=True, **kwargs)
+    assert again[-1]["train_loss"] == history[-1]["train_loss"], "the samplers' random state is resumed"
+    for (name, a), (_, b) in zip(sorted(whole.state_dict().items()), sorted(resumed.state_dict().items())):
+        np.testing.assert_array_equal(np.asarray(a.numpy() if hasattr(a, "numpy") else a),
+                                      np.asarray(b.numpy() if hasattr(b, "numpy") else b), err_msg=name)
+    results = evaluate_instance(resumed, val_set)
+    assert set(results["segm"]) == set(results["bbox"]) and len(results["nuclei_per_image"]) == 1
