@@ -117,6 +117,11 @@ def _resolve(args) -> dict:
     settings = {key: saved.get(key) for key in _RESUMABLE}
     settings["epochs"] = saved.get("epochs")
     settings["model_kwargs"] = dict(ckpt["model"]["kwargs"])
+    if args.model_arg is not None:
+        from minitorchseg.cli import _model_kwargs
+
+        asked = _model_kwargs(args.model_arg, settings["model_kwargs"]["num_classes"])
+        check_checkpoint_model(ckpt, path, None, asked)
     return settings
 
 

@@ -270,6 +270,8 @@ def test_cli_semantic_and_instance_checkpoints_are_not_interchangeable(tmp_path,
     assert code == 1 and "--class-weights is for semantic models" in err
     code, _, err = run(capsys, "train", "--out", instance, "--resume", "--lr", "0.5")
     assert code == 1 and "--lr 0.5 differs from the checkpoint's 0.01" in err
+    code, _, err = run(capsys, "train", "--out", instance, "--resume", "--model-arg", "hidden=3")
+    assert code == 1 and "holds 'maskrcnn' with arguments (num_classes=4), but (hidden=3, num_classes=4)" in err
     code, _, err = run(capsys, "train", "--model", "maskrcnn", "--data", SHAPES, "--out", instance)
     assert code == 1 and "exists already" in err
     for path in (tmp_path / "a", tmp_path / "b", tmp_path / "c", tmp_path / "d"):
