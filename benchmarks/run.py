@@ -1,7 +1,11 @@
 """Run the benchmarks: ``python -m benchmarks.run [--ops conv2d,max_pool2d] [--device cpu|cuda]``.
 
-Prints a table (median times, speedup vs torch, GFLOP/s or GB/s, first-call
-compile time) and writes it to ``--out`` as ``results.json`` and ``results.md``.
+Prints the machine (CPU model, usable cores, NumPy's BLAS and the kernel it
+selected, as threadpoolctl reports it, and the sgemm rate measured in this run),
+then a table (median times, speedup vs torch, GFLOP/s or GB/s, first-call
+compile time), and writes it to ``--out`` as ``results.json`` and ``results.md``.
+``unet_memory`` is not a timing: the peak resident set of a U-Net training step,
+ours and torch's, each in its own process (:mod:`benchmarks.bench_memory`).
 """
 
 from __future__ import annotations
@@ -10,11 +14,11 @@ import argparse
 import importlib
 import json
 import os
-import platform
 import sys
 from dataclasses import asdict
 
 from benchmarks.common import Result, run_case
+from benchmarks.machine import machine_header
 
 # op name -> module with ``cases(device)``; one module per op family.
 MODULES: dict[str, str] = {
@@ -25,10 +29,14 @@ MODULES: dict[str, str] = {
     "max_pool2d": "benchmarks.bench_pool",
     "max_unpool2d": "benchmarks.bench_pool",
     "interpolate": "benchmarks.bench_interpolate",
+    "batch_norm": "benchmarks.bench_norm",
     "unet_step": "benchmarks.bench_unet_step",
     "maskrcnn_step": "benchmarks.bench_maskrcnn",
     "maskrcnn_infer": "benchmarks.bench_maskrcnn",
+    "unet_memory": "benchmarks.bench_memory",
 }
+# ops measured by something other than run_case (memory: separate processes)
+MEMORY_OPS = ("unet_memory",)
 
 
 def _markdown(results: list[Result], header: str) -> str:
@@ -81,15 +89,25 @@ def main(argv: list[str] | None = None) -> int:
 
     header = (
         f"# minitorchseg benchmarks ({args.device})\n\n"
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads). Medians of {args.repeat} calls."
+        f"{machine_header()} torch {torch.__version__} ({torch.get_num_threads()} threads). "
+        f"Medians of {args.repeat} interleaved calls."
     )
     if args.device == "cuda":
         header += f" GPU: {torch.cuda.get_device_name()}; every timed call ends with torch.cuda.synchronize()."
     print(header)
     results: list[Result] = []
+    memory: list[str] = []
     for op in ops:
         module = importlib.import_module(MODULES[op])
+        if op in MEMORY_OPS:
+            if args.device != "cpu":
+                continue
+            ours, theirs = module.peak_growth_mib("ours"), module.peak_growth_mib("torch")
+            memory.append(f"{op}: U-Net step N4 3x176x240, peak resident set growth (separate processes): "
+                          f"ours {ours['growth_mib']:.0f} MiB, torch {theirs['growth_mib']:.0f} MiB, "
+                          f"ours / torch {ours['growth_mib'] / theirs['growth_mib']:.2f}x")
+            print(memory[-1], flush=True)
+            continue
         for case in module.cases(args.device):
             if case.op != op:  # a module may serve several ops
                 continue
@@ -103,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             )
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as fh:
-        json.dump({"header": header, "results": [asdict(r) for r in results]}, fh, indent=1)
+        json.dump({"header": header, "results": [asdict(r) for r in results], "memory": memory}, fh, indent=1)
     with open(os.path.join(args.out, "results.md"), "w") as fh:
-        fh.write(_markdown(results, header))
+        fh.write(_markdown(results, header) + "".join(f"\n{line}\n" for line in memory))
     print(f"wrote {args.out}/results.json and results.md")
     return 0
 
