@@ -298,6 +298,8 @@ def test_decode_all_three_segmentation_kinds():
     (lambda c: c["annotations"][3]["segmentation"].update(size=[4, 4]), r"annotation 4: its RLE has size \[4, 4\]"),
     (lambda c: c.update(images=[], annotations=[]), r"'images' is empty: the data set has no image"),
     (lambda c: c["images"][1].update(id=5), r"image id 5 appears twice"),
+    (lambda c: c["images"][2].pop("file_name"), r"image 11 needs a 'file_name' string, got None"),
+    (lambda c: c["images"][0].update(height=0), r"image 5 needs positive integer 'width' and 'height'"),
 ])
 def test_coco_bad_files(tmp_path, change, message):
     images_dir, path, coco = coco_fixture(tmp_path, np.random.default_rng(4))

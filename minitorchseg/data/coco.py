@@ -64,8 +64,8 @@ def check_coco_dict(coco, source: str, need_annotations: bool = True) -> None:
     """``ValueError`` naming ``source`` and the entry when ``coco`` is not a usable COCO instances dict.
 
     Checks: ``images``, ``categories`` (and ``annotations``) are lists of dicts; image
-    ids, category ids and annotation ids are unique ints; every image has ``width``
-    and ``height``; every annotation's ``image_id`` is in ``images`` and its
+    ids, category ids and annotation ids are unique ints; every image has ``file_name``,
+    ``width`` and ``height``; every annotation's ``image_id`` is in ``images`` and its
     ``category_id`` in ``categories``; every segmentation is well formed (see
     :func:`decode_segmentation`).
     """
@@ -86,6 +86,8 @@ def check_coco_dict(coco, source: str, need_annotations: bool = True) -> None:
         if not (_is_int(h) and _is_int(w) and h > 0 and w > 0):
             raise ValueError(f"{source}: image {image_id} needs positive integer 'width' and 'height', "
                              f"got width={w!r}, height={h!r}")
+        if not isinstance(entry.get("file_name"), str):
+            raise ValueError(f"{source}: image {image_id} needs a 'file_name' string, got {entry.get('file_name')!r}")
         sizes[image_id] = (h, w)
     categories = set()
     for entry in coco["categories"]:
