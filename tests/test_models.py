@@ -352,10 +352,11 @@ def test_summary_bad_shape():
 
 # ----------------------------------------------------------------------------------------- registry
 def test_registry():
-    assert list_models() == ["fcn16s", "fcn32s", "fcn8s", "segnet", "segnet_basic", "unet"]
+    assert list_models() == ["fcn16s", "fcn32s", "fcn8s", "maskrcnn", "segnet", "segnet_basic", "unet"]
     model = get_model("unet", num_classes=3, base_channels=2, depth=1)
     assert model.num_classes == 3 and model.depth == 1
-    with pytest.raises(ValueError, match="unknown model 'deeplab'.*fcn16s, fcn32s, fcn8s, segnet, segnet_basic, unet"):
+    known = "fcn16s, fcn32s, fcn8s, maskrcnn, segnet, segnet_basic, unet"
+    with pytest.raises(ValueError, match=f"unknown model 'deeplab'.*{known}"):
         get_model("deeplab", num_classes=3)
     with pytest.raises(TypeError, match="depth"):
         get_model("segnet", num_classes=3, depth=3)

@@ -1,4 +1,9 @@
-"""Models by name, for the command line: ``get_model("unet", num_classes=4, base_channels=16)``."""
+"""Models by name, the one registry (the command line and checkpoints use it): ``get_model("unet", num_classes=4)``.
+
+Semantic models map images to per-pixel class scores; ``maskrcnn`` (instance
+segmentation, :func:`~minitorchseg.models.detection.maskrcnn_resnet_fpn`, its
+compact CPU default) follows torchvision's detection contract instead.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import inspect
 from typing import Callable
 
 from ..nn import Module
+from .detection.mask_rcnn import maskrcnn_resnet_fpn
 from .fcn import fcn8s, fcn16s, fcn32s
 from .segnet import segnet, segnet_basic
 from .unet import unet
@@ -19,6 +25,7 @@ _MODELS: dict[str, Callable[..., Module]] = {
     "unet": unet,
     "segnet": segnet,
     "segnet_basic": segnet_basic,
+    "maskrcnn": maskrcnn_resnet_fpn,
 }
 
 

@@ -4,8 +4,8 @@ One forward pass of zeros (``no_grad``, eval mode, so batch-norm statistics
 are left alone; each module's mode is restored afterwards) records, for each
 call of a *leaf* module (one without children) in call order:
 
-* the output shape (the first output for layers that return a tuple, such as
-  a max-pool with indices);
+* the output shape (the first array of what it returns: the first output of a
+  max-pool with indices, the padded batch of an ``ImageList``);
 * its own parameters, counted at its first call only;
 * its multiply-accumulates (MACs) for the whole batch::
 
@@ -14,6 +14,10 @@ call of a *leaf* module (one without children) in call order:
       Linear            rows · in_features·out_features
       anything else     0   (batch norm, activations, pooling and resampling multiply by no weights;
                              biases and the additions of skip connections are not counted either)
+
+For Mask R-CNN the count depends on the image: the RoI heads run once per
+proposal (the RPN keeps up to ``post_nms_top_n`` of them) and the mask head once
+per detection, so the table is the cost of that forward on zeros.
 
 The totals count every parameter of the model (``sum(p.numel())``, torch's
 number), trainable or not (FCN's fixed bilinear upsamplings are not trainable).
@@ -30,15 +34,28 @@ from ..tensor import Tensor
 __all__ = ["summary"]
 
 
-def _macs(module: Module, inputs: tuple, output: Tensor) -> int:
+def _first_shape(out) -> tuple[int, ...] | None:
+    """The shape of the first array in ``out`` (a Tensor; a tuple, list or dict of them; an ImageList), or None."""
+    if hasattr(out, "shape"):
+        return tuple(out.shape)
+    if hasattr(out, "tensors"):
+        return _first_shape(out.tensors)
+    if isinstance(out, (tuple, list)) and out:
+        return _first_shape(out[0])
+    if isinstance(out, dict) and out:
+        return _first_shape(next(iter(out.values())))
+    return None
+
+
+def _macs(module: Module, inputs: tuple, output_shape: tuple[int, ...] | None) -> int:
     if isinstance(module, Conv2d):
-        n, _, h, w = output.shape
+        n, _, h, w = output_shape
         return n * h * w * module.weight.numel()
     if isinstance(module, ConvTranspose2d):
         n, _, h, w = inputs[0].shape
         return n * h * w * module.weight.numel()
     if isinstance(module, Linear):
-        return int(np.prod(output.shape[:-1])) * module.weight.numel()
+        return int(np.prod(output_shape[:-1])) * module.weight.numel()
     return 0
 
 
@@ -64,11 +81,11 @@ def summary(model: Module, input_shape, dtype=np.float32) -> tuple[str, dict]:
     def recording(name: str, module: Module, forward):
         def call(*args, **kwargs):
             out = forward(*args, **kwargs)
-            first = out[0] if isinstance(out, tuple) else out
+            shape = _first_shape(out)
             params = 0 if id(module) in counted else sum(p.numel() for p in module.parameters())
             counted.add(id(module))
-            rows.append(dict(name=name, type=type(module).__name__, output_shape=first.shape,
-                             params=params, macs=_macs(module, args, first)))
+            rows.append(dict(name=name, type=type(module).__name__, output_shape=shape,
+                             params=params, macs=_macs(module, args, shape)))
             return out
         return call
 
@@ -85,18 +102,22 @@ def summary(model: Module, input_shape, dtype=np.float32) -> tuple[str, dict]:
             module.__dict__.pop("forward", None)
         for module, mode in modes:
             object.__setattr__(module, "training", mode)
-    out = out[0] if isinstance(out, tuple) else out
     params = list(model.parameters())
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     totals = dict(total_params=total, trainable_params=trainable, non_trainable_params=total - trainable,
-                  total_macs=sum(r["macs"] for r in rows), input_shape=shape, output_shape=out.shape, layers=rows)
+                  total_macs=sum(r["macs"] for r in rows), input_shape=shape, output_shape=_first_shape(out),
+                  layers=rows)
     return _format(type(model).__name__, rows, totals), totals
+
+
+def _shape_text(shape) -> str:
+    return "--" if shape is None else str(list(shape))
 
 
 def _format(title: str, rows: list[dict], totals: dict) -> str:
     header = ("Layer (type)", "Output Shape", "Param #", "Mult-Adds")
-    body = [(f"{r['name']} ({r['type']})", str(list(r["output_shape"])), f"{r['params']:,}" if r["params"] else "--",
+    body = [(f"{r['name']} ({r['type']})", _shape_text(r["output_shape"]), f"{r['params']:,}" if r["params"] else "--",
              f"{r['macs']:,}" if r["macs"] else "--") for r in rows]
     widths = [max(len(line[i]) for line in [header] + body) for i in range(4)]
     width = sum(widths) + 6
@@ -112,7 +133,7 @@ def _format(title: str, rows: list[dict], totals: dict) -> str:
              f"Total mult-adds (M): {totals['total_macs'] / 1e6:,.2f}",
              thin,
              f"Input shape: {list(totals['input_shape'])}",
-             f"Output shape: {list(totals['output_shape'])}",
+             f"Output shape: {_shape_text(totals['output_shape'])}",
              f"Params size (MB): {totals['total_params'] * 4 / 1e6:,.2f}  (float32)",
              rule]
     return "\n".join(lines)
