@@ -31,6 +31,8 @@ MODULES: dict[str, str] = {
     "interpolate": "benchmarks.bench_interpolate",
     "batch_norm": "benchmarks.bench_norm",
     "unet_step": "benchmarks.bench_unet_step",
+    "fcn8s_step": "benchmarks.bench_model_step",
+    "segnet_step": "benchmarks.bench_model_step",
     "maskrcnn_step": "benchmarks.bench_maskrcnn",
     "maskrcnn_infer": "benchmarks.bench_maskrcnn",
     "unet_memory": "benchmarks.bench_memory",
