@@ -23,6 +23,7 @@ from minitorchseg.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPH
 from minitorchseg.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from minitorchseg.models.detection.roi_heads import (
     RoIHeads,
+    expand_boxes,
     fastrcnn_loss,
     maskrcnn_inference,
     maskrcnn_loss,
@@ -212,6 +213,9 @@ def test_paste_masks_in_image_equals_torchvision(seed, dtype, padding):
     ref = tv_roi.paste_masks_in_image(torch.tensor(masks), torch.tensor(boxes), (h, w), padding)
     assert mine.shape == tuple(ref.shape) and mine.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(mine.numpy() != 0, ref.numpy() != 0)
+    scale = (28 + 2 * padding) / 28
+    np.testing.assert_array_equal(expand_boxes(boxes, scale).astype(np.int64),
+                                  tv_roi.expand_boxes(torch.tensor(boxes), scale).to(torch.int64).numpy())
     np.testing.assert_allclose(mine.numpy(), ref.numpy(), **TOL[np.dtype(dtype)])
     empty = paste_masks_in_image(mts.tensor(masks[:0]), boxes[:0], (h, w))
     assert empty.shape == (0, 1, h, w)
