@@ -260,8 +260,13 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
 
         for each block (images [n0, n1), output rows [y0, y1)):            # blocks shared out to the workers
             cols = im2col(x[n0:n1])                                        # (b, groups, K, T·Wo)
-            part += Σ_b grad_out[n0:n1, :, rows] (b, groups, Og, T·Wo) @ cols.T
-        grad_w = part of worker 0 + part of worker 1 + ...                 # fixed order: deterministic
+            part += Σ_b cols @ grad_out[n0:n1, :, rows].T                  # (groups, K, Og)
+        grad_w = (part of worker 0 + part of worker 1 + ...).T             # fixed order: deterministic
+
+    The product is computed transposed, ``grad_wᵀ = cols @ grad_outᵀ``: with the
+    long side ``K = Cg·kh·kw`` as the rows and the few output channels as the
+    columns, OpenBLAS runs it 1.3-1.6x faster than ``grad_out @ colsᵀ`` at
+    U-Net's widths (Og = 16..64, single thread, same run).
     """
     N, C, H, W = x.shape
     O, Ho, Wo = grad_out.shape[1:]
@@ -277,7 +282,7 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
 
     def work(blocks, serial):
         im2col = _im2col_serial if serial else _im2col
-        part = np.zeros((groups, Og, K), dtype=x.dtype)
+        part = np.zeros((groups, K, Og), dtype=x.dtype)
         for n0, n1, y0, y1 in blocks:
             if pointwise:
                 cols = x[n0:n1].reshape(n1 - n0, C, H * W)[:, :, y0 * Wo : y1 * Wo]
@@ -285,8 +290,8 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
                 cols = _runtime.scratch((n1 - n0) * C * kh * kw * (y1 - y0) * Wo, x.dtype)
                 cols = cols.reshape(n1 - n0, C * kh * kw, (y1 - y0) * Wo)
                 im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Wo, y0)
-            cols_t = cols.reshape(n1 - n0, groups, K, -1).transpose(0, 1, 3, 2)
-            product = np.matmul(go[n0:n1, :, :, y0 * Wo : y1 * Wo], cols_t)
+            go_t = go[n0:n1, :, :, y0 * Wo : y1 * Wo].transpose(0, 1, 3, 2)
+            product = np.matmul(cols.reshape(n1 - n0, groups, K, -1), go_t)
             part += product[0] if n1 - n0 == 1 else product.sum(axis=0)
         return part
 
@@ -295,7 +300,7 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
     grad_w = parts[0]
     for part in parts[1:]:
         grad_w += part
-    return grad_w.reshape(O, Cg, kh, kw)
+    return np.ascontiguousarray(grad_w.transpose(0, 2, 1)).reshape(O, Cg, kh, kw)
 
 
 def _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
