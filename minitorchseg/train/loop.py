@@ -196,7 +196,7 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
           flip: bool = _DEFAULTS.flip, resize=_DEFAULTS.resize, mean=IMAGENET_MEAN, std=IMAGENET_STD,
           device: str = "cpu", seed: int = _DEFAULTS.seed, resume: bool = False,
           eval_batch_size: int | None = None, data_spec: str | None = None, extra_config: dict | None = None,
-          progress: bool = True, log=print) -> list[dict]:
+          max_seconds: float | None = None, progress: bool = True, log=print) -> list[dict]:
     """Train ``model`` for ``epochs`` epochs (in total, counting resumed ones); returns the metric history.
 
     ``model_name`` and ``model_kwargs`` must rebuild ``model`` through
@@ -206,11 +206,20 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
     or ``poly``: epoch ``e`` (from 0) uses ``lr (1 - e / epochs)^0.9``. With ``resume`` the run
     continues from ``out_dir/checkpoint.npz`` (which must hold the same model):
     weights, optimiser state, epoch, history and random state come from it.
-    See the module docstring for one epoch's steps and the files written.
+    ``max_seconds``: a wall-time budget for the training steps of this call (batches
+    loaded, forward, backward, update; validation and file writing not counted), or
+    None: the epoch in progress ends after the first step that reaches it, is validated
+    and saved as any epoch (it counts as done: a resumed run starts the next one), its
+    row gets ``"stopped": "max_seconds"``, and training stops. Every row records its
+    ``train_seconds``. See the module docstring for one epoch's steps and the files written.
     """
     settings = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
                            weight_decay=weight_decay, lr_schedule=lr_schedule, crop=crop, resize=resize, flip=flip,
                            seed=seed).check("train")
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
+                                    or not max_seconds > 0 or not math.isfinite(max_seconds)):
+        raise ValueError(f"train: max_seconds must be a positive finite number of seconds or None, got "
+                         f"{max_seconds!r}")
     if len(train_data) == 0:
         raise ValueError("train: the training set is empty")
     num_classes, ignore = train_data.num_classes, train_data.ignore_index
@@ -252,6 +261,7 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
     ignore_arg = -100 if ignore is None else ignore
     best = max((row["miou"] for row in history if row.get("miou") is not None), default=-math.inf)
     steps = 0
+    trained_seconds, out_of_time = 0.0, False
 
     for epoch in range(start_epoch, epochs):
         for group in opt.param_groups:
@@ -279,6 +289,9 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
             seen += len(images)
             loss_sum += value * len(images)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / (time.perf_counter() - started):.1f}")
+            if max_seconds is not None and trained_seconds + time.perf_counter() - started >= max_seconds:
+                out_of_time = True
+                break
         bar.close()
         if skipped:
             why = f"every pixel is ignore_index={ignore}" if class_weights is None else (
@@ -289,8 +302,11 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
             warnings.warn(f"train: epoch {epoch + 1}: skipped {skipped} of {len(loader)} batch(es) with no labelled "
                           f"pixel ({why}); their mean loss would be 0/0", UserWarning, stacklevel=2)
         train_seconds = time.perf_counter() - started
+        trained_seconds += train_seconds
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": float(opt.param_groups[0]["lr"]),
-               "images_per_second": seen / train_seconds}
+               "images_per_second": seen / train_seconds, "train_seconds": train_seconds}
+        if out_of_time:
+            row["stopped"] = "max_seconds"
         if val_data is not None and len(val_data):
             results = evaluate(model, val_data, batch_size=eval_batch_size or batch_size, device=device, mean=mean,
                                std=std, resize=resize, class_weights=class_weights, progress=progress,
@@ -315,4 +331,7 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
             summary += (f", val loss {row['val_loss']:.4f}, val mIoU {miou:.4f}, "
                         f"pixel accuracy {row['pixel_accuracy']:.4f}")
         log(summary + f" ({row['seconds']:.1f} s, {row['images_per_second']:.1f} img/s)")
+        if out_of_time:
+            log(f"stopped: {trained_seconds:.1f} s of training reached max_seconds={max_seconds}")
+            break
     return history
