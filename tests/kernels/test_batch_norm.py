@@ -59,11 +59,23 @@ def test_batch_norm_kernels_match_torch(shape, seed, dtype, training, affine, co
 
     tol = TOL[np.dtype(dtype)]
     assert y.shape == x.shape and y.dtype == x.dtype and gx.dtype == x.dtype
-    np.testing.assert_allclose(y, ty, **tol, err_msg="forward")
-    np.testing.assert_allclose(gx, tgx, **tol, err_msg="grad_x")
-    if affine:
-        np.testing.assert_allclose(gw, tgw, **tol, err_msg="grad_weight")
-        np.testing.assert_allclose(gb, tgb, **tol, err_msg="grad_bias")
+    ours_all = {"forward": y, "grad_x": gx, "grad_weight": gw, "grad_bias": gb}
+    torch_all = {"forward": ty, "grad_x": tgx, "grad_weight": tgw, "grad_bias": tgb}
+    names = ["forward", "grad_x"] + (["grad_weight", "grad_bias"] if affine else [])
+    if dtype == np.float32 and abs(offset) > 10:
+        # float32 data 50 away from 0 carry only ~3e-6 absolute precision, so two correct float32
+        # implementations differ by more than TOL: compare both with torch in float64 instead, and
+        # require ours to be no less accurate than torch's float32 (a float32 one-pass Σx² − (Σx)²/m fails this).
+        exact = _torch_batch_norm(x.astype(np.float64), *(None if a is None else a.astype(np.float64)
+                                  for a in (weight, bias, mean, var)), eps, g.astype(np.float64))
+        exact_all = dict(zip(["forward", "grad_x", "grad_weight", "grad_bias"], exact))
+        for name in names:
+            ours_err = np.abs(ours_all[name] - exact_all[name]).max()
+            torch_err = np.abs(torch_all[name] - exact_all[name]).max()
+            assert ours_err <= 2 * torch_err + 1e-6, (name, ours_err, torch_err)
+    else:
+        for name in names:
+            np.testing.assert_allclose(ours_all[name], torch_all[name], **tol, err_msg=name)
     axes = (0,) + tuple(range(2, len(shape)))
     if training:
         x64 = x.astype(np.float64)
