@@ -14,6 +14,8 @@ from numbers import Real
 
 import numpy as np
 
+from minitorchseg.kernels.shared.nms import descending_order
+
 from ._utils import unwrap, wrap_like
 
 __all__ = ["nms", "batched_nms", "box_area", "box_iou", "clip_boxes_to_image", "remove_small_boxes"]
@@ -96,6 +98,12 @@ def batched_nms(boxes, scores, idxs, iou_threshold):
         switches to a per-category loop above 4000 coordinates on the CPU; that
         keeps the same boxes, ordered by a non-stable sort, so only the order of
         equal scores can differ from this function.
+
+    On the CPU above ``PER_CATEGORY_MIN_COORDINATES`` (4000, torchvision's switch) the
+    result is computed category by category (:func:`_batched_nms_per_category`), which is
+    what torchvision does there too: greedy NMS costs about ``kept · N`` box pairs, so ``L``
+    categories of ``N / L`` boxes cost about ``L`` times less. The IoUs are then computed on
+    the unshifted coordinates (the shift can round float32 coordinates).
     """
     op = "batched_nms"
     b, s, backend, as_tensor = _nms_arrays(boxes, scores, iou_threshold, op)
@@ -109,11 +117,34 @@ def batched_nms(boxes, scores, idxs, iou_threshold):
     if b.shape[0] == 0:
         return wrap_like(xp.empty(0, dtype=np.int64), backend, as_tensor)
     ids = backend.asarray(ids)
+    if xp is np and b.size > PER_CATEGORY_MIN_COORDINATES:
+        return wrap_like(_batched_nms_per_category(b, s, ids, threshold, backend.kernels.nms), backend, as_tensor)
     span = b.max() - xp.minimum(b.min(), b.dtype.type(0)) + b.dtype.type(1)
     offsets = ids.astype(b.dtype) * span
     shifted = b + offsets[:, None]
     keep = backend.kernels.nms(shifted, s, threshold)
     return wrap_like(keep, backend, as_tensor)
+
+
+PER_CATEGORY_MIN_COORDINATES = 4000
+
+
+def _batched_nms_per_category(boxes: np.ndarray, scores: np.ndarray, idxs: np.ndarray, iou_threshold: float,
+                              nms_kernel) -> np.ndarray:
+    """:func:`batched_nms` as one :func:`nms` per category, on host arrays (the coordinate trick's result).
+
+    The shifted categories of the coordinate trick never suppress each other, so its kept set
+    is the union of each category's own NMS, and its order (greedy over the stable descending
+    sort of all scores) is the stable descending sort of the kept boxes' scores
+    (``kernels.shared.nms.descending_order``: equal scores lower index first, NaN first).
+    """
+    kept = []
+    for category in np.unique(idxs):
+        members = np.flatnonzero(idxs == category)
+        kept.append(members[nms_kernel(boxes[members], scores[members], iou_threshold)])
+    kept = np.concatenate(kept)
+    kept.sort()
+    return kept[descending_order(scores[kept])]
 
 
 def box_area(boxes):
