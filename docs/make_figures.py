@@ -25,6 +25,7 @@ Two tricks read a kernel's geometry through its public op, without copying it:
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -48,18 +49,25 @@ import minitorchseg.functional as F  # noqa: E402
 from minitorchseg import nn, ops  # noqa: E402
 from minitorchseg.autograd import _topological_order, no_grad  # noqa: E402
 from minitorchseg.data import SyntheticShapes  # noqa: E402
+from minitorchseg.data.dsb2018 import NucleiDSB2018  # noqa: E402
+from minitorchseg.data.instances import InstanceShapes  # noqa: E402
 from minitorchseg.data.weights import median_frequency_weights  # noqa: E402
 from minitorchseg.kmeans import kmeans  # noqa: E402
 from minitorchseg.metrics import ConfusionMatrix, binary_metrics  # noqa: E402
 from minitorchseg.models import fcn8s, segnet, summary, unet  # noqa: E402
+from minitorchseg.models.detection import maskrcnn_resnet_fpn  # noqa: E402
+from minitorchseg.models.detection.roi_heads import paste_masks_in_image, project_masks_on_boxes  # noqa: E402
 from minitorchseg.models.fcn import bilinear_kernel  # noqa: E402
+from minitorchseg.random import manual_seed  # noqa: E402
+from minitorchseg.train.instance import model_inputs  # noqa: E402
 
 __all__ = [
     "FIGURES", "SMALL_ARGS", "SEED_TRUE", "SEED_PRED", "main", "roi_stride32_errors", "street_example",
     "fig_tasks", "fig_autograd", "fig_im2col", "fig_checkerboard", "fig_transposed_views", "fig_unpool", "fig_bilinear",
     "fig_bilinear_weights", "fig_roi_align", "fig_roi_stride32", "fig_nms", "fig_metrics", "fig_metrics_multiclass",
     "fig_kmeans", "fig_models", "fig_fcn_fc", "fig_fcn_skips", "fcn_skip_ceiling",
-    "fig_encoder_decoder", "unet_levels",
+    "fig_encoder_decoder", "unet_levels", "fig_mask_rcnn_rpn", "fig_mask_rcnn_heads", "mask_rcnn_example",
+    "oracle_rpn_proposals",
 ]
 
 FIGURE_DIR = Path(__file__).resolve().parent / "figures"
@@ -1563,6 +1571,290 @@ def fig_models(out_dir: Path = FIGURE_DIR, at_256: bool = True) -> Path:
     return _save(fig, out_dir, "models")
 
 
+# --------------------------------------------------------------------------------------------- 13. Mask R-CNN
+DSB2018_ROOT = ROOT.parent / "shared" / "data" / "dsb2018"
+LN2 = float(np.log(2.0))
+
+
+def _host(value) -> np.ndarray:
+    """A Tensor's or an array's values as a NumPy array."""
+    return value.numpy() if isinstance(value, mts.Tensor) else np.asarray(value)
+
+
+@functools.lru_cache(maxsize=2)
+def mask_rcnn_example(root: Path | None = DSB2018_ROOT) -> dict:
+    """One 256×256 instance image, the compact Mask R-CNN (seed 0, untrained) and its intermediate values.
+
+    The image is the first validation image of DSB2018 (nuclei) when ``root`` holds
+    the data set, else a :class:`~minitorchseg.data.instances.InstanceShapes` image,
+    so that CI can run it. Returned: ``image`` (H, W, 3) uint8, ``target`` (boxes,
+    labels, masks), ``source``, the ``model`` (train mode), ``image_list`` and
+    ``features`` (the backbone's FPN maps), ``anchors`` (ΣHf·Wf·A, 4) and
+    ``num_anchors_per_level``, and ``losses`` (the five losses of one training
+    forward, floats). Cached: both Mask R-CNN figures use one call.
+    """
+    if root is not None and Path(root).is_dir():
+        data = NucleiDSB2018(root, "val")
+        source = f"DSB2018 val image {data.file_name(0)[:8]}…"
+    else:
+        data = InstanceShapes(1, size=(256, 256), seed=3, min_objects=8, max_objects=10, min_size=12, max_size=28)
+        source = "InstanceShapes (256×256; DSB2018 not found)"
+    image, target = data[0]
+    manual_seed(0)
+    model = maskrcnn_resnet_fpn(num_classes=data.num_classes)
+    model.train()
+    images, targets = model_inputs([(image, target)])
+    with no_grad():
+        image_list, transformed = model.transform(images, targets)
+        features = model.backbone(image_list.tensors)
+        anchors = _host(model.rpn.anchor_generator(image_list, list(features.values()))[0])
+        losses = {k: float(v.item()) for k, v in model(images, targets).items()}
+    counts = [int(np.prod(f.shape[-2:])) * a for f, a in
+              zip(features.values(), model.rpn.anchor_generator.num_anchors_per_location())]
+    return dict(image=image, target=target, source=source, model=model, image_list=image_list, features=features,
+                anchors=anchors, num_anchors_per_level=counts, losses=losses,
+                transformed_boxes=_host(transformed[0]["boxes"]))
+
+
+def oracle_rpn_proposals(example: dict, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The RPN's anchor labels and its proposals from a stand-in head that knows the ground truth.
+
+    An untrained RPN head proposes arbitrary boxes, so the head's two outputs are
+    replaced by what a trained one approximates: per anchor the deltas to its matched
+    ground-truth box (``rpn.box_coder.encode``) plus N(0, 0.1²) noise, and the
+    objectness logit ``10·(IoU with the best ground-truth box − 0.5)`` plus N(0, 1).
+    Everything after the head is the model's own: ``assign_targets_to_anchors`` (the
+    labels the objectness loss trains toward: 1 IoU ≥ 0.7 or an object's best anchor,
+    0 below 0.3, −1 ignored), ``box_coder.decode`` and ``filter_proposals`` (per-level
+    top-n, clip, remove small, NMS at 0.7 per level, post-NMS top-n). Returns
+    ``(labels (A,), proposals (P, 4), scores (P,))``.
+    """
+    rpn, anchors = example["model"].rpn, example["anchors"]
+    gt = example["transformed_boxes"].astype(np.float32)
+    labels, matched = rpn.assign_targets_to_anchors([anchors], [{"boxes": gt}])
+    rng = np.random.default_rng(seed)
+    deltas = _host(rpn.box_coder.encode(matched, [anchors])[0])
+    deltas = (deltas + rng.normal(0.0, 0.1, deltas.shape)).astype(np.float32)
+    best_iou = ops.box_iou(anchors, gt).max(axis=1)
+    logits = (10.0 * (best_iou - 0.5) + rng.normal(0.0, 1.0, best_iou.shape)).astype(np.float32)
+    decoded = _host(rpn.box_coder.decode(deltas, [anchors])).reshape(1, -1, 4)
+    boxes, scores = rpn.filter_proposals(decoded, logits[:, None], example["image_list"].image_sizes,
+                                         example["num_anchors_per_level"])
+    return labels[0], boxes[0], scores[0]
+
+
+def _contrast(image: np.ndarray) -> np.ndarray:
+    """``image`` stretched to its 99.5th percentile (dark fluorescence images become visible), as floats in [0, 1]."""
+    top = max(float(np.percentile(image, 99.5)), 1.0)
+    return np.clip(image.astype(np.float64) / top, 0.0, 1.0)
+
+
+def fig_mask_rcnn_rpn(out_dir: Path = FIGURE_DIR) -> Path:
+    """Anchors at one location, the RPN's positive anchors and proposals, and the FPN level of each box."""
+    ex = mask_rcnn_example()
+    anchors, image = ex["anchors"], ex["image"]
+    generator = ex["model"].rpn.anchor_generator
+    gt = ex["target"]["boxes"].astype(np.float64)
+    # Anchors: row (y·Wf + x)·A + a of level l, after the levels before it; a location that all five levels share.
+    cx = cy = 128
+    strides = [image.shape[0] // f.shape[-2] for f in ex["features"].values()]
+    assert strides == [4, 8, 16, 32, 64], strides
+    offsets = np.cumsum([0] + ex["num_anchors_per_level"])
+    at_location = []
+    for level, (stride, feature) in enumerate(zip(strides, ex["features"].values())):
+        wf = feature.shape[-1]
+        row = offsets[level] + ((cy // stride) * wf + cx // stride) * 3
+        cell = anchors[row:row + 3]
+        assert np.array_equal(cell, generator.cell_anchors[level] + cx), "anchor = cell + (x·s, y·s, x·s, y·s)"
+        at_location.append(cell)
+    half = [tuple(int(v) for v in generator.cell_anchors[level][0, 2:]) for level in range(5)]
+    assert half == [(6, 3), (11, 6), (23, 11), (45, 23), (91, 45)], half     # ratio 0.5: (w/2, h/2), quoted
+    assert np.array_equal(generator.cell_anchors[2], [[-23, -11, 23, 11], [-16, -16, 16, 16], [-11, -23, 11, 23]])
+    assert len(anchors) == 16368 == 3 * (64 ** 2 + 32 ** 2 + 16 ** 2 + 8 ** 2 + 4 ** 2)
+
+    labels, proposals, scores = oracle_rpn_proposals(ex)
+    positive = np.flatnonzero(labels == 1)
+    per_object = ops.box_iou(gt, anchors[positive]).argmax(axis=0)
+    assert set(per_object.tolist()) == set(range(len(gt))), "every object has at least one positive anchor"
+    assert np.all(np.diff(scores) <= 0) and len(proposals) <= ex["model"].rpn.post_nms_top_n()
+    best = ops.box_iou(gt, proposals).max(axis=1)
+    shown = min(len(proposals), 3 * len(gt))
+
+    mapper = ex["model"].roi_heads.box_roi_pool.map_levels
+    assert (mapper.k_min, mapper.k_max) == (2, 5)
+    sides = np.array([56.0, 111.0, 112.0, 223.0, 224.0, 447.0, 448.0, 1000.0])
+    square = np.stack([np.zeros_like(sides), np.zeros_like(sides), sides, sides], axis=1)
+    assert mapper([square]).tolist() == [0, 0, 1, 1, 2, 2, 3, 3], mapper([square])       # quoted on the page
+    gt_side = np.sqrt((gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]))
+    assert gt_side.max() < 112 and np.all(mapper([gt]) == 0), "every object of the image pools from level '0'"
+    if ex["source"].startswith("DSB2018"):
+        assert len(gt) == 24, len(gt)                                                      # quoted on the page
+
+    fig = Figure(figsize=(15.0, 5.4), layout="constrained")
+    axes = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=[1, 1, 1.1]))
+    level_colours = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+    ax = axes[0]
+    ax.imshow(_contrast(image), interpolation="nearest")
+    for level, cell in enumerate(at_location):
+        for a, (x1, y1, x2, y2) in enumerate(cell):
+            ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec=level_colours[level],
+                                   lw=1.4, ls=("-", "--", ":")[a],
+                                   label=f"'{list(ex['features'])[level]}' stride {strides[level]}: size "
+                                         f"{generator.sizes[level][0]}" if a == 1 else None))
+    ax.plot([cx - 0.5], [cy - 0.5], "w+", ms=10, mew=2)
+    ax.legend(fontsize=7, loc="lower left", framealpha=0.85)
+    zoom = ax.inset_axes((0.64, 0.64, 0.35, 0.35))
+    zoom.imshow(_contrast(image), interpolation="nearest")
+    for level, cell in enumerate(at_location[:2]):
+        for a, (x1, y1, x2, y2) in enumerate(cell):
+            zoom.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec=level_colours[level],
+                                     lw=1.4, ls=("-", "--", ":")[a]))
+    zoom.set_xlim(cx - 14.5, cx + 13.5)
+    zoom.set_ylim(cy + 13.5, cy - 14.5)
+    _no_ticks(zoom)
+    ax.set_title(f"anchors at ({cx}, {cy}), one size per level × ratios\n0.5 solid, 1 dashed, 2 dotted "
+                 f"(inset: sizes 8 and 16); {len(anchors)} in all", fontsize=9)
+    ax = axes[1]
+    ax.imshow(_contrast(image), interpolation="nearest")
+    for i in positive:
+        x1, y1, x2, y2 = anchors[i]
+        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="#ffd166", lw=0.6, alpha=0.8))
+    for x1, y1, x2, y2 in proposals[:shown]:
+        ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, ec="#ef476f", lw=1.0))
+    ax.set_title(f"yellow: the {len(positive)} positive anchors (IoU ≥ 0.7 or an object's best)\n"
+                 f"red: top {shown} of {len(proposals)} proposals after NMS (oracle head + noise);\n"
+                 f"best proposal IoU per object: median {np.median(best):.2f}", fontsize=9)
+    ax = axes[2]
+    s = np.geomspace(4, 1200, 600)
+    k = np.clip(np.floor(4 + np.log2(s / 224) + 1e-6), 2, 5)
+    ax.semilogx(s, k, color="k", lw=1.5, label="k = floor(4 + log2(√(wh) / 224)), clamped to 2..5")
+    ax.plot(gt_side, 2 + mapper([gt]), "o", ms=5, mfc="#ffd166", mec="k", mew=0.5,
+            label=f"the image's {len(gt)} objects (√(wh) {gt_side.min():.0f}–{gt_side.max():.0f} px)")
+    p_side = np.sqrt((proposals[:, 2] - proposals[:, 0]) * (proposals[:, 3] - proposals[:, 1]))
+    ax.plot(p_side, 2 + mapper([proposals]) + 0.1, "|", ms=6, color="#ef476f", alpha=0.5,
+            label=f"the {len(proposals)} proposals (shifted up 0.1)")
+    for edge in (112, 224, 448):
+        ax.axvline(edge, color="0.7", lw=0.8, ls="--")
+        ax.text(edge * 1.03, 2.2, f"{edge}", fontsize=8, color="0.4")
+    ax.set_yticks([2, 3, 4, 5], [f"k={k} → '{n}' (stride {2 ** k})" for k, n in zip(range(2, 6), "0123")], fontsize=8)
+    ax.set_xlabel("√(w·h) of the box, image pixels", fontsize=9)
+    ax.legend(fontsize=7.5, loc="upper left")
+    ax.set_title("the FPN level mapper: which map each box is pooled from", fontsize=9)
+    ax.tick_params(labelsize=8)
+    for a in axes[:2]:
+        _no_ticks(a)
+    fig.suptitle(f"Mask R-CNN's first stage on one image ({ex['source']}), compact maskrcnn_resnet_fpn", fontsize=10)
+    return _save(fig, out_dir, "mask_rcnn_rpn")
+
+
+def fig_mask_rcnn_heads(out_dir: Path = FIGURE_DIR) -> Path:
+    """RoIPool's and RoIAlign's 7×7 bins on one object at its level's stride, its 28×28 mask target, pasted back."""
+    ex = mask_rcnn_example()
+    image, target = ex["image"], ex["target"]
+    gt = target["boxes"].astype(np.float64)
+    area = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
+    inside = (gt[:, :2].min(axis=1) >= 16) & (gt[:, 2] <= image.shape[1] - 16) & (gt[:, 3] <= image.shape[0] - 16)
+    k = int(np.argmax(np.where(inside, area, -1.0)))                # the largest object away from the border
+    box = gt[k]
+    stride, output = 4, 7                      # level '0' (every object here, see fig_mask_rcnn_rpn), box head 7×7
+    # A 16×16 window of the stride-4 map around the box: shifting by whole cells keeps every rounding the same.
+    c0 = np.floor(box[:2] / stride).astype(int) - 2
+    local = box - np.array([c0[0], c0[1], c0[0], c0[1]]) * stride
+    assert np.all(local >= 2 * stride) and np.all(local <= 14 * stride), local
+    r = roi_stride32_errors(local, stride=stride, size=16, output=output)
+    bins = _roi_pool_bins(local, 16, output, scale=1.0 / stride)
+    reads = bins.sum(axis=(0, 1))                                     # how many bins read each feature cell
+    cell = np.floor(local / stride + 0.5) + np.array([0, 0, 1, 1])   # round half away (positive), end cell included
+    assert np.array_equal(r["region"], cell * stride), (r["region"], cell)
+    assert reads.max() >= 2, "7 rounded bins over fewer cells: some cells are read by two bins"
+    samples = r["points"][False] + np.array([c0[1], c0[0]]) * stride   # aligned=False, as MultiScaleRoIAlign
+    exact = r["points"][True] + np.array([c0[1], c0[0]]) * stride
+    assert np.allclose(samples - exact, stride / 2), "aligned=False reads every sample half a cell down-right"
+    assert len(samples) == (output * 2) ** 2
+
+    # The mask branch: the object's mask projected on a proposal (its box, jittered), and pasted back.
+    rng = np.random.default_rng(4)
+    side = np.array([box[2] - box[0], box[3] - box[1]] * 2)
+    proposal = (box + rng.normal(0.0, 0.08, 4) * side).astype(np.float32)
+    masks = mts.tensor(target["masks"].astype(np.float32))
+    projected = project_masks_on_boxes(masks, proposal[None], np.array([k]), 28).numpy()[0]
+    assert projected.shape == (28, 28) and 0.0 <= projected.min() and projected.max() <= 1.0
+    assert np.any((projected > 0.05) & (projected < 0.95)), "bilinear samples: soft targets at the border"
+    h, w = image.shape[:2]
+    pasted = paste_masks_in_image(mts.tensor(projected[None, None]), proposal[None], (h, w)).numpy()[0, 0]
+    truth = target["masks"][k].astype(bool)
+    iou = float(np.logical_and(pasted >= 0.5, truth).sum() / np.logical_or(pasted >= 0.5, truth).sum())
+    assert iou > 0.8, iou                                                                   # quoted on the page
+    if ex["source"].startswith("DSB2018"):
+        assert f"{iou:.2f}" == "0.90", iou
+    losses = ex["losses"]
+    assert sorted(losses) == sorted(("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness",
+                                     "loss_rpn_box_reg"))
+    assert abs(losses["loss_objectness"] - LN2) < 0.01, losses     # an untrained RPN says 50/50: ln 2 (quoted)
+
+    pad = 6
+    region = r["region"] + np.array([c0[0], c0[1], c0[0], c0[1]]) * stride
+    x_lo, y_lo = int(min(box[0], region[0])) - pad, int(min(box[1], region[1])) - pad
+    x_hi, y_hi = int(max(box[2], region[2], samples[:, 1].max())) + pad, \
+        int(max(box[3], region[3], samples[:, 0].max())) + pad
+    shown = _contrast(image)
+    fig = Figure(figsize=(10.5, 11.0), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    for ax in axes[:2]:
+        ax.imshow(shown, interpolation="nearest")
+        for v in range(0, max(h, w) + 1, stride):
+            ax.axvline(v - 0.5, color="0.55", lw=0.5)
+            ax.axhline(v - 0.5, color="0.55", lw=0.5)
+        ax.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2] - box[0], box[3] - box[1], fill=False,
+                               ec="w", lw=2))
+        ax.set_xlim(x_lo - 0.5, x_hi - 0.5)
+        ax.set_ylim(y_hi - 0.5, y_lo - 0.5)
+    ax = axes[0]
+    for (cy_, cx_), n in np.ndenumerate(reads):
+        if n:
+            x = (cx_ + c0[0]) * stride - 0.5
+            y = (cy_ + c0[1]) * stride - 0.5
+            ax.add_patch(Rectangle((x, y), stride, stride, fc=colormaps["YlOrRd"](0.2 * n), alpha=0.5, ec="none"))
+            ax.text(x + stride / 2, y + stride / 2, f"{n}", ha="center", va="center", fontsize=8)
+    ax.add_patch(Rectangle((region[0] - 0.5, region[1] - 0.5), region[2] - region[0], region[3] - region[1],
+                           fill=False, ec="#d62728", lw=2))
+    err = r["error"]
+    ax.set_title(f"roi_pool, 7×7 bins at stride 4 (grey: feature cells)\nthe box (white) rounded to whole cells (red): "
+                 f"edges {err[0]:+.0f}, {err[1]:+.0f}, {err[2]:+.0f}, {err[3]:+.0f} px\n"
+                 "number in a cell: how many of the 49 bins read it", fontsize=9)
+    ax = axes[1]
+    shift = stride / 2
+    for i in range(output + 1):
+        x = box[0] + i * (box[2] - box[0]) / output + shift - 0.5
+        y = box[1] + i * (box[3] - box[1]) / output + shift - 0.5
+        ax.plot([x, x], [box[1] + shift - 0.5, box[3] + shift - 0.5], color="#06d6a0", lw=0.8)
+        ax.plot([box[0] + shift - 0.5, box[2] + shift - 0.5], [y, y], color="#06d6a0", lw=0.8)
+    ax.plot(samples[:, 1] - 0.5, samples[:, 0] - 0.5, "o", ms=2.2, color="#06d6a0")
+    ax.set_title("roi_align as MultiScaleRoIAlign calls it (aligned=False):\n7×7 bins (green), 2×2 bilinear samples "
+                 "per bin (dots),\nall read ½ cell = 2 px down-right of the box", fontsize=9)
+    ax = axes[2]
+    ax.imshow(projected, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+    _pixel_grid(ax, 28, 28, colour="0.3")
+    ax.set_title("project_masks_on_boxes: the object's mask sampled\n28×28 on a proposal (its box jittered): "
+                 "the mask head's target", fontsize=9)
+    ax = axes[3]
+    ax.imshow(shown, interpolation="nearest")
+    ax.contour(truth, levels=[0.5], colors="w", linewidths=1.2)
+    ax.contour(pasted, levels=[0.5], colors="#ef476f", linewidths=1.2)
+    ax.add_patch(Rectangle((proposal[0] - 0.5, proposal[1] - 0.5), proposal[2] - proposal[0],
+                           proposal[3] - proposal[1], fill=False, ec="#ffd166", lw=1.2, ls="--"))
+    ax.set_xlim(x_lo - 0.5, x_hi - 0.5)
+    ax.set_ylim(y_hi - 0.5, y_lo - 0.5)
+    ax.set_title(f"paste_masks_in_image: that 28×28 pasted back on the\nproposal (yellow), > 0.5 (red) vs the "
+                 f"object's mask (white): IoU {iou:.2f}", fontsize=9)
+    for a in axes:
+        _no_ticks(a)
+    fig.suptitle(f"Mask R-CNN's second stage on one object of {ex['source']}", fontsize=10)
+    fig.supxlabel("the untrained network's five losses on this image: "
+                  + ", ".join(f"{name} {value:.3f}" for name, value in losses.items()), fontsize=8.5)
+    return _save(fig, out_dir, "mask_rcnn_heads")
+
+
 FIGURES: dict[str, Callable[[Path], Path]] = {
     "tasks": fig_tasks,
     "autograd": fig_autograd,
@@ -1582,6 +1874,8 @@ FIGURES: dict[str, Callable[[Path], Path]] = {
     "encoder_decoder": fig_encoder_decoder,
     "fcn_fc": fig_fcn_fc,
     "fcn_skips": fig_fcn_skips,
+    "mask_rcnn_rpn": fig_mask_rcnn_rpn,
+    "mask_rcnn_heads": fig_mask_rcnn_heads,
 }
 
 
