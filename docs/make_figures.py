@@ -1649,9 +1649,12 @@ def _contrast(image: np.ndarray) -> np.ndarray:
     return np.clip(image.astype(np.float64) / top, 0.0, 1.0)
 
 
-def fig_mask_rcnn_rpn(out_dir: Path = FIGURE_DIR) -> Path:
-    """Anchors at one location, the RPN's positive anchors and proposals, and the FPN level of each box."""
-    ex = mask_rcnn_example()
+def fig_mask_rcnn_rpn(out_dir: Path = FIGURE_DIR, root: Path | None = DSB2018_ROOT) -> Path:
+    """Anchors at one location, the RPN's positive anchors and proposals, and the FPN level of each box.
+
+    ``root``: the DSB2018 folder (``None`` or a missing folder: the shapes image, see :func:`mask_rcnn_example`).
+    """
+    ex = mask_rcnn_example(root)
     anchors, image = ex["anchors"], ex["image"]
     generator = ex["model"].rpn.anchor_generator
     gt = ex["target"]["boxes"].astype(np.float64)
@@ -1747,9 +1750,12 @@ def fig_mask_rcnn_rpn(out_dir: Path = FIGURE_DIR) -> Path:
     return _save(fig, out_dir, "mask_rcnn_rpn")
 
 
-def fig_mask_rcnn_heads(out_dir: Path = FIGURE_DIR) -> Path:
-    """RoIPool's and RoIAlign's 7×7 bins on one object at its level's stride, its 28×28 mask target, pasted back."""
-    ex = mask_rcnn_example()
+def fig_mask_rcnn_heads(out_dir: Path = FIGURE_DIR, root: Path | None = DSB2018_ROOT) -> Path:
+    """RoIPool's and RoIAlign's 7×7 bins on one object at its level's stride, its 28×28 mask target, pasted back.
+
+    ``root`` as in :func:`fig_mask_rcnn_rpn`.
+    """
+    ex = mask_rcnn_example(root)
     image, target = ex["image"], ex["target"]
     gt = target["boxes"].astype(np.float64)
     area = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])

@@ -44,6 +44,13 @@ def test_small_mode_makes_every_figure(make_figures, tmp_path):
     assert all(_is_png(p) for p in tmp_path.iterdir())
 
 
+def test_mask_rcnn_figures_without_the_dsb2018_data(make_figures, tmp_path):
+    """Without ../shared/data/dsb2018 (CI) the Mask R-CNN figures use a shapes image; their asserts still hold."""
+    for fig in (make_figures.fig_mask_rcnn_rpn, make_figures.fig_mask_rcnn_heads):
+        assert _is_png(fig(tmp_path, root=None))
+    assert make_figures.mask_rcnn_example(None)["source"].startswith("InstanceShapes")
+
+
 def test_every_page_is_listed_in_the_readme():
     readme = (ROOT / "docs" / "README.md").read_text(encoding="utf-8")
     for page in sorted((ROOT / "docs").glob("*.md")):

