@@ -1773,6 +1773,9 @@ def fig_mask_rcnn_heads(out_dir: Path = FIGURE_DIR, root: Path | None = DSB2018_
     cell = np.floor(local / stride + 0.5) + np.array([0, 0, 1, 1])   # round half away (positive), end cell included
     assert np.array_equal(r["region"], cell * stride), (r["region"], cell)
     assert reads.max() >= 2, "7 rounded bins over fewer cells: some cells are read by two bins"
+    if ex["source"].startswith("DSB2018"):                                                # quoted on the page
+        assert (r["region"][2:] - r["region"][:2]).tolist() == [32.0, 24.0] and reads.max() == 4, r["region"]
+        assert (box[2:] - box[:2]).tolist() == [26.0, 23.0], box
     samples = r["points"][False] + np.array([c0[1], c0[0]]) * stride   # aligned=False, as MultiScaleRoIAlign
     exact = r["points"][True] + np.array([c0[1], c0[0]]) * stride
     assert np.allclose(samples - exact, stride / 2), "aligned=False reads every sample half a cell down-right"

@@ -1,6 +1,7 @@
 """``python -m benchmarks.roi_op_comparison``: the quick mode end to end (seconds), the equal-budget rule, the page."""
 
 import json
+import os
 import re
 from dataclasses import replace
 
@@ -90,3 +91,15 @@ def test_bad_arguments_are_refused_before_any_work(argv, capsys):
         roc.main(argv)
     assert info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+DSB2018 = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "dsb2018")
+
+
+@pytest.mark.skipif(not os.path.isdir(DSB2018), reason="the DSB2018 copy is not on this machine")
+def test_the_dsb2018_plan_uses_the_compact_default_and_the_command_line_recipe():
+    plan = roc.full_plan(f"dsb2018:{DSB2018}", minutes=20.0)
+    assert plan.model_kwargs == {"num_classes": 2} and plan.recipe == {"flip": True}
+    assert (plan.minutes, plan.epochs, plan.quick) == (20.0, None, False)
+    model, kwargs = roc.build(plan, "pool")
+    assert kwargs == {"num_classes": 2, "roi_op": "pool"} and model.transform.min_size[0] == 256
