@@ -24,6 +24,7 @@ before it is propagated further.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from typing import Any, Callable, Sequence
 
@@ -201,6 +202,25 @@ def _topological_order(root) -> list:
     return order[::-1]
 
 
+def _sole_reference(array) -> bool:
+    """True when ``array`` is a writeable NumPy array whose memory nothing but the caller's one variable reaches.
+
+    ``sys.getrefcount`` counts the caller's variable, this function's parameter and
+    its own argument: 3. When ``array`` is a view (``array.reshape(...)`` of a fresh
+    result), its base must own the memory and be referred to by that view alone
+    (again 3: the view, the local ``owner``, the argument). An array the user holds,
+    a Function saved, or that was returned for two inputs, and any other view of
+    the same memory, all count more: the caller copies those.
+    """
+    if not isinstance(array, np.ndarray) or not array.flags.writeable or sys.getrefcount(array) > 3:
+        return False
+    owner = array.base
+    if owner is None:
+        return bool(array.flags.owndata)
+    return (isinstance(owner, np.ndarray) and owner.base is None and bool(owner.flags.owndata)
+            and sys.getrefcount(owner) <= 3)
+
+
 def backward(root, gradient, retain_graph: bool = False) -> None:
     """Propagate ``gradient`` (d loss / d root, a raw array) to every leaf that requires grad.
 
@@ -208,6 +228,12 @@ def backward(root, gradient, retain_graph: bool = False) -> None:
     gradients of several backward passes sum up until ``zero_grad`` sets them
     back to None; and a tensor used twice in one graph receives the sum of both
     contributions, because its pending gradient is summed over its consumers.
+
+    A leaf's first gradient is stored as a copy, so that it never shares memory
+    with the user's gradient, a saved array or another leaf's gradient; an array
+    that the engine alone refers to (typically the fresh output of the leaf's
+    consumer's backward) is stored as it is (:func:`_sole_reference`), which saves
+    one activation-sized copy per leaf input.
     """
     from .tensor import Tensor
 
@@ -220,7 +246,8 @@ def backward(root, gradient, retain_graph: bool = False) -> None:
         if node is None:  # a leaf
             if tensor.requires_grad:
                 if tensor.grad is None:
-                    tensor.grad = Tensor._from_op(grad.copy(), tensor.backend, None)
+                    owned = grad if _sole_reference(grad) else grad.copy()
+                    tensor.grad = Tensor._from_op(owned, tensor.backend, None)
                 else:
                     tensor.grad.data = tensor.grad.data + grad
             continue
@@ -248,6 +275,7 @@ def backward(root, gradient, retain_graph: bool = False) -> None:
                 g = np.asarray(g)
             key = id(parent)
             grads[key] = g if key not in grads else grads[key] + g
+        input_grads = g = None  # no stale reference: a leaf visited next may keep its gradient uncopied
 
 
 def gradcheck(
