@@ -68,6 +68,13 @@ def test_a_minutes_budget_gives_the_pool_run_the_epochs_the_align_run_reached(tm
     assert [len(h) for h in histories] == [2, 2]
 
 
+def test_a_spent_budget_stops_after_the_first_epoch(tmp_path):
+    plan = replace(roc.quick_plan(), epochs=None, minutes=1e-9, max_epochs=5)
+    report = roc.run_comparison(plan, str(tmp_path), str(tmp_path / "runs"), "test", log=lambda m: None)
+    assert report["epochs"] == 1
+    assert report["results"]["pool"]["epochs"] == report["results"]["align"]["epochs"] == 1
+
+
 def test_the_page_states_the_difference_align_minus_pool(tmp_path):
     result = {"mask_AP": 0.5, "mask_AP50": 0.9, "mask_AP75": 0.4, "box_AP": 0.6, "box_AP75": 0.7, "epochs": 3,
               "train_minutes": 9.5, "curve": [[1, 0.1, 0.05], [2, 0.3, 0.2], [3, 0.5, 0.4]]}
