@@ -664,7 +664,13 @@ def claim_verdicts(results: dict, networks, semantic_data: str = "camvid", insta
                 rows[n.label]["why"] = (f"measured on {_data_name(instance_data)} (instances), not on "
                                         f"{_data_name(semantic_data)}, which has no instance labels: it is not "
                                         f"ranked against the semantic networks")
-    return {"accuracy": accuracy, "small objects": small_objects, "compute": compute}
+    verdicts = {"accuracy": accuracy, "small objects": small_objects, "compute": compute}
+    for n in networks:
+        if results[n.label].get("skipped"):
+            for rows in verdicts.values():
+                rows[n.label] = {"claim": rows[n.label]["claim"], "verdict": "depends",
+                                 "why": results[n.label]["skipped"]}
+    return verdicts
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -734,9 +740,10 @@ def write_report(report: dict, out_dir: str) -> str:
               f"{recipe['class_weights']}-frequency class weights, seed {recipe['seed']}, for the same budget of "
               f"{budget} of training steps (validation not counted); metrics on the validation split "
               f"at the end of the budget. "
-              f"Mask R-CNN: `{plan['instance_data']}`, the instance command line's defaults "
-              f"({_instance_recipe_text(results)}), the same budget in whole epochs. Compute: ours (minitorchseg) "
-              f"and torch's same network with the same weights.", ""]
+              + (f"Mask R-CNN: `{plan['instance_data']}`, the instance command line's defaults "
+                 f"({_instance_recipe_text(results)}), the same budget in whole epochs. "
+                 if plan["instance_data"] else "Mask R-CNN: not run (no instance data set). ")
+              + "Compute: ours (minitorchseg) and torch's same network with the same weights.", ""]
     head = "| | " + " | ".join(labels) + " |"
     rule = "|---|" + "---|" * len(labels)
     lines += ["## The table, in the lecture's row order", "", head, rule]
@@ -812,7 +819,14 @@ def write_report(report: dict, out_dir: str) -> str:
             f"({_ratio(m.get('peak_mib'), m.get('torch_peak_mib'))}) |")
     lines += ["", "Times are medians of interleaved calls in one process; ratios are ours / torch (below 1: ours "
               "is faster). Peak memory: the growth of the peak resident set during the measured training steps "
-              "over the resident set before them, each library in its own process, after one warm-up step.", ""]
+              "over the resident set before them, each library in its own process, after one warm-up step "
+              "(the semantic networks' on a 1x3x32x32 crop of the batch; Mask R-CNN's on the batch itself, since its "
+              "transform resizes any image to its min_size).", "",
+              "MACs: `minitorchseg.models.summary` (convolutions, transposed convolutions and linear layers) beside "
+              "`torch.utils.flop_counter` / 2 on the PyTorch twin. Mask R-CNN's are the flop counter's on the "
+              f"torchvision twin in eval mode, the mean over {plan['mac_images']} validation image(s) with the "
+              "trained weights: the box head runs on every proposal the RPN keeps and the mask head on every "
+              "detection, so the count depends on the weights; RoIAlign's interpolation is not counted.", ""]
     semantic = [x for x in labels if "training" in results[x]]
     if semantic:
         names = list(results[semantic[0]]["training"]["iou"])
@@ -870,18 +884,25 @@ def write_figure(report: dict, out_dir: str) -> str:
     fig = Figure(figsize=(14, 4.2))
     FigureCanvasAgg(fig)
     ax_cost, ax_curve, ax_inst = fig.subplots(1, 3)
+    budget = report["plan"]["budget_seconds"] / 60.0
+    ax_inst.text(0.5, 0.5, "Mask R-CNN not measured", ha="center", va="center", transform=ax_inst.transAxes)
     for k, x in enumerate(labels):
         r = results[x]
         colour = f"C{k}"
         if "training" in r and "compute" in r:
             t, c = r["training"], r["compute"]
-            ax_cost.scatter([c["macs"] / 1e9], [t["miou"] or 0.0], s=60, color=colour, label=f"{x} mIoU")
+            gmacs = c["macs"] / 1e9
+            ax_cost.scatter([gmacs], [t["miou"] or 0.0], s=60, color=colour, label="mIoU" if k == 0 else None)
+            ax_cost.annotate(x, (gmacs, t["miou"] or 0.0), xytext=(5, 5), textcoords="offset points", fontsize=8,
+                             color=colour)
             if t["small_miou"] is not None:
-                ax_cost.scatter([c["macs"] / 1e9], [t["small_miou"]], s=60, color=colour, marker="v",
-                                label=f"{x} small classes")
-            ax_curve.plot([p[0] for p in t["curve"]], [np.nan if p[1] is None else p[1] for p in t["curve"]], "o-",
-                          color=colour, label=x)
+                ax_cost.scatter([gmacs], [t["small_miou"]], s=60, color=colour, marker="v",
+                                label="mean IoU of the small classes" if k == 0 else None)
+            ax_curve.plot([0.0] + [p[0] for p in t["curve"]],
+                          [np.nan] + [np.nan if p[1] is None else p[1] for p in t["curve"]], "o-", color=colour,
+                          label=x)
         if "instance" in r:
+            ax_inst.texts[0].set_visible(False)
             i = r["instance"]
             names = ["mask AP", "AP-small", "merged mIoU", "merged fg IoU"]
             values = [i["mask_AP"], i["mask_APs"], i["merged"]["miou"], i["merged"]["foreground_iou"]]
@@ -890,13 +911,16 @@ def write_figure(report: dict, out_dir: str) -> str:
             ax_inst.set_title(f"{x} on {report['plan']['instance_data'].split(':')[0]}"
                               + (f" ({macs / 1e9:.1f} GMACs/image)" if macs else ""))
     h, w = report["plan"]["size"]
-    ax_cost.set_xscale("log")
-    ax_cost.set_xlabel(f"GMACs per {h}x{w} image (log)")
+    ax_cost.set_xlim(0, 1.2 * max([1e-9] + [r["compute"]["macs"] / 1e9 for r in results.values()
+                                           if "training" in r and "compute" in r]))
+    ax_cost.set_xlabel(f"GMACs per {h}x{w} image")
     ax_cost.set_ylabel("validation IoU (mean over classes / small classes)")
     ax_cost.set_ylim(0, 1)
     ax_cost.grid(alpha=0.3)
     ax_cost.legend(fontsize=7)
     ax_cost.set_title("accuracy against compute")
+    ax_curve.set_xlim(0, 1.05 * max([budget] + [p[0] for r in results.values() if "training" in r
+                                               for p in r["training"]["curve"]]))
     ax_curve.set_xlabel("minutes of training")
     ax_curve.set_ylabel("validation mIoU")
     ax_curve.set_ylim(0, 1)

@@ -57,6 +57,31 @@ def test_verdict_with_ratios_and_equal_claims():
     assert {k: v["verdict"] for k, v in got.items()} == dict.fromkeys(claims, "refuted")
 
 
+def test_claim_verdicts_judge_each_row_from_the_measured_numbers():
+    size = [1, 3, 180, 240]
+
+    def measured(macs_per_pixel, infer_ms, miou, small):
+        return {"compute": {"macs_per_pixel": macs_per_pixel, "infer_ms": infer_ms, "input": size},
+                "training": {"miou": miou, "small_miou": small}}
+
+    results = {"FCN-8s": measured(80e3, 600.0, 0.40, 0.10), "U-Net": measured(40e3, 100.0, 0.55, 0.30),
+               "SegNet": measured(40e3, 500.0, 0.50, 0.10), "SegNet-Basic": measured(20e3, 40.0, 0.45, 0.12),
+               "Mask R-CNN": {"skipped": "not measured: no instance data set given (--dsb)"}}
+    got = compare.claim_verdicts(results, compare.NETWORKS)
+    verdicts = {row: {label: v["verdict"] for label, v in rows.items()} for row, rows in got.items()}
+    assert verdicts["accuracy"] == {"FCN-8s": "confirmed", "U-Net": "confirmed", "SegNet": "confirmed",
+                                    "SegNet-Basic": "confirmed", "Mask R-CNN": "depends"}
+    assert verdicts["small objects"] == {"FCN-8s": "confirmed", "U-Net": "confirmed", "SegNet": "confirmed",
+                                         "SegNet-Basic": "confirmed", "Mask R-CNN": "depends"}
+    # FCN-8s costs more than U-Net by both measures; SegNet ties U-Net in MACs but is slower: depends on the measure.
+    assert verdicts["compute"] == {"FCN-8s": "refuted", "U-Net": "depends", "SegNet": "depends",
+                                   "SegNet-Basic": "confirmed", "Mask R-CNN": "depends"}
+    assert got["compute"]["SegNet"]["why"].startswith("on the measure: MACs per pixel depends")
+    assert "inference time per pixel refuted" in got["compute"]["SegNet"]["why"]
+    assert all(got[row]["Mask R-CNN"]["why"] == results["Mask R-CNN"]["skipped"] for row in got)
+    assert got["compute"]["Mask R-CNN"]["claim"] == "high" and got["accuracy"]["Mask R-CNN"]["claim"] == "very high"
+
+
 # ------------------------------------------------------------------------------------------------ time budget
 
 
