@@ -55,10 +55,10 @@ def _child(library: str, batch: int, height: int, width: int, steps: int) -> dic
     if library == "torch":
         import torch
 
-        from benchmarks.bench_unet_step import torch_unet
+        from minitorchseg.export import to_torch
+        from minitorchseg.models import get_model
 
-        torch.manual_seed(0)
-        model = torch_unet(num_classes, 3, base, depth)
+        model = to_torch(get_model("unet", num_classes=num_classes, base_channels=base, depth=depth))  # the twin
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         tensors = [[torch.from_numpy(a) for a in arrays] for arrays in batches]

@@ -3,6 +3,8 @@
 The CamVid recipe: U-Net with 16 base channels, depth 4, batch norm, transposed-conv
 upsampling; class-weighted cross-entropy with an ignore label; Adam. A step is
 forward, loss, backward and the optimiser update on a batch of ``N x 3 x H x W``.
+PyTorch runs the twin of our model, :func:`minitorchseg.export.to_torch` (plain
+``torch.nn`` code, the same layers, starting from the same weights).
 
 ::
 
@@ -22,58 +24,7 @@ import numpy as np
 
 from benchmarks.common import Case, run_case, torch_device_and_sync
 
-__all__ = ["cases", "torch_unet", "main"]
-
-
-def torch_unet(num_classes: int, in_channels: int = 3, base_channels: int = 16, depth: int = 4):
-    """The same U-Net in PyTorch: double 3x3 conv + BN + ReLU per level, 2x2 max-pool, 2x2 up-convolution,
-    zero-padding of the upsampled map to the skip's size, concatenation [skip, up], a final 1x1 conv."""
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
-
-    def double_conv(cin, cout):
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True),
-                             nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
-
-    class Up(nn.Module):
-        def __init__(self, cin, cskip, cout):
-            super().__init__()
-            self.up = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
-            self.conv = double_conv(cin // 2 + cskip, cout)
-
-        def forward(self, x, skip):
-            x = self.up(x)
-            dh, dw = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
-            if dh or dw:
-                x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-            return self.conv(torch.cat([skip, x], 1))
-
-    class UNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            widths = [base_channels * 2**level for level in range(depth)]
-            bottom = base_channels * 2**depth
-            self.inc = double_conv(in_channels, widths[0])
-            self.down = nn.ModuleList(nn.Sequential(nn.MaxPool2d(2), double_conv(cin, cout))
-                                      for cin, cout in zip(widths, widths[1:] + [bottom]))
-            ups, below = [], bottom
-            for level in range(depth - 1, -1, -1):
-                ups.append(Up(below, widths[level], widths[level]))
-                below = widths[level]
-            self.up = nn.ModuleList(ups)
-            self.outc = nn.Conv2d(base_channels, num_classes, 1)
-
-        def forward(self, x):
-            skips = [self.inc(x)]
-            for down in self.down:
-                skips.append(down(skips[-1]))
-            h = skips.pop()
-            for up in self.up:
-                h = up(h, skips.pop())
-            return self.outc(h)
-
-    return UNet()
+__all__ = ["cases", "main"]
 
 
 def _batch(n: int, h: int, w: int, num_classes: int, seed: int = 0):
@@ -108,11 +59,15 @@ def cases(device: str = "cpu", batch: int = 8, height: int = 176, width: int = 2
 
     import minitorchseg as mts
     import minitorchseg.functional as F
+    from minitorchseg.export import to_torch
     from minitorchseg.models import get_model
 
     x, y, weights = _batch(batch, height, width, num_classes)
     mts.manual_seed(0)
-    ours = get_model("unet", num_classes=num_classes, base_channels=base, depth=depth).to(device)
+    ours = get_model("unet", num_classes=num_classes, base_channels=base, depth=depth)
+    torch_device, sync = torch_device_and_sync(device)
+    ref = to_torch(ours).to(torch_device)
+    ours = ours.to(device)
     ours.train()
     opt = mts.optim.Adam(ours.parameters(), lr=1e-3)
     xt, yt, wt = (mts.tensor(a, device=device) for a in (x, y, weights))
@@ -124,9 +79,6 @@ def cases(device: str = "cpu", batch: int = 8, height: int = 176, width: int = 2
         opt.step()
         return loss.item()
 
-    torch_device, sync = torch_device_and_sync(device)
-    torch.manual_seed(0)
-    ref = torch_unet(num_classes, 3, base, depth).to(torch_device)
     ref.train()
     ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
     rx, ry, rw = (torch.from_numpy(a).to(torch_device) for a in (x, y, weights))
