@@ -163,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instance models: random brightness, contrast and saturation factors in [1 - A, 1 + A]")
     p.add_argument("--warmup-steps", type=int, default=None,
                    help="instance models: linear learning-rate warm-up over this many steps (default 100)")
+    p.add_argument("--max-minutes", type=_positive_float, default=None, metavar="M",
+                   help="stop training after the step that reaches M minutes of training steps in this call "
+                        "(validation not counted); that epoch is validated and saved")
+    p.add_argument("--val-every", type=_positive_int, default=None, metavar="E",
+                   help="instance models: validate every E-th epoch and the last one (default 1)")
 
     p = sub.add_parser("eval", help="per-class metrics of a checkpoint on a data split")
     p.add_argument("checkpoint")
@@ -326,7 +331,7 @@ def cmd_train(args) -> int:
           flip=bool(settings["flip"]), resize=settings["resize"], mean=mean, std=std, device=args.device,
           seed=int(settings["seed"]), resume=args.resume, eval_batch_size=args.eval_batch_size,
           data_spec=spec.text, extra_config={"class_weights_mode": settings["class_weights"]},
-          progress=not args.quiet)
+          max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes, progress=not args.quiet)
     return 0
 
 

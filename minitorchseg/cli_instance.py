@@ -46,7 +46,7 @@ __all__ = ["INSTANCE_DEMO_SETTINGS", "INSTANCE_OPTIONS", "wants_instance_trainin
            "refuse_instance_options", "cmd_train_instance", "cmd_eval_instance", "cmd_predict_instance",
            "cmd_demo_instance", "demo_instance_figure"]
 
-INSTANCE_OPTIONS = ("vflip", "color_jitter", "warmup_steps")
+INSTANCE_OPTIONS = ("vflip", "color_jitter", "warmup_steps", "val_every")
 _RESUMABLE = ("model", "data", "batch_size", "lr", "optimizer", "lr_schedule", "momentum", "weight_decay", "crop",
               "resize", "flip", "seed", "vflip", "color_jitter", "warmup_steps")
 INSTANCE_DEMO_SETTINGS = {
@@ -160,7 +160,9 @@ def cmd_train_instance(args) -> int:
                    crop=settings["crop"], resize=settings["resize"], flip=bool(settings["flip"]),
                    vflip=bool(settings["vflip"]), color_jitter=float(settings["color_jitter"]),
                    warmup_steps=int(settings["warmup_steps"]), device=args.device, seed=int(settings["seed"]),
-                   resume=args.resume, data_spec=spec.text, progress=not args.quiet)
+                   resume=args.resume, data_spec=spec.text,
+                   max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
+                   val_every=args.val_every or 1, progress=not args.quiet)
     return 0
 
 

@@ -330,7 +330,8 @@ def _data_info(data, spec) -> dict:
     }
 
 
-_COLUMNS = (["epoch", "train_loss", *LOSS_NAMES, "lr", "images_per_second", "seconds", "elapsed_seconds"]
+_COLUMNS = (["epoch", "train_loss", *LOSS_NAMES, "lr", "images_per_second", "train_seconds", "seconds",
+             "elapsed_seconds", "stopped"]
             + [f"box_{name}" for name in COCO_STAT_NAMES] + [f"mask_{name}" for name in COCO_STAT_NAMES]
             + ["nuclei_score"])
 
@@ -388,8 +389,8 @@ def train_instance(model, train_data, val_data=None, *, epochs: int, out_dir, mo
                    vflip: bool = _DEFAULTS.vflip, color_jitter: float = _DEFAULTS.color_jitter,
                    warmup_steps: int = _DEFAULTS.warmup_steps, warmup_factor: float = _DEFAULTS.warmup_factor,
                    device: str = "cpu", seed: int = _DEFAULTS.seed, resume: bool = False,
-                   data_spec: str | None = None, extra_config: dict | None = None, progress: bool = True,
-                   log=print) -> list[dict]:
+                   data_spec: str | None = None, extra_config: dict | None = None, max_seconds: float | None = None,
+                   val_every: int = 1, progress: bool = True, log=print) -> list[dict]:
     """Train a detector of torchvision's API for ``epochs`` epochs in total; returns the metric history.
 
     ``model_name`` and ``model_kwargs`` rebuild ``model`` through the model registry (they
@@ -397,7 +398,20 @@ def train_instance(model, train_data, val_data=None, *, epochs: int, out_dir, mo
     (:mod:`minitorchseg.data.instances`). See the module docstring for one epoch, the
     learning rate and the files written. Errors before any work: an empty training set,
     a setting out of range, on ``resume`` a missing, semantic or other model's checkpoint.
+
+    ``max_seconds``: a wall-time budget for the training steps of this call, as
+    :func:`minitorchseg.train.loop.train`'s (batches loaded, forward, backward, update;
+    validation and file writing not counted), or None: the epoch in progress ends after the
+    first step that reaches it, is validated and saved as any epoch (it counts as done), its
+    row gets ``"stopped": "max_seconds"``, and training stops. Every row records its
+    ``train_seconds``. ``val_every``: validate every ``val_every``-th epoch (counted from the
+    run's first), the last epoch and a stopped one always; rows of the others have no AP.
     """
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
+                                    or not max_seconds > 0 or not math.isfinite(max_seconds)):
+        raise ValueError(f"train_instance: max_seconds must be a positive finite number of seconds or None, got "
+                         f"{max_seconds!r}")
+    check_positive_int("train_instance", "val_every", val_every)
     settings = InstanceTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                                    momentum=momentum, weight_decay=weight_decay, lr_schedule=lr_schedule, crop=crop,
                                    resize=resize, flip=flip, seed=seed, vflip=vflip, color_jitter=color_jitter,
@@ -438,6 +452,7 @@ def train_instance(model, train_data, val_data=None, *, epochs: int, out_dir, mo
     drop_last = len(train_data) > batch_size
     steps_per_epoch = len(train_data) // batch_size if drop_last else math.ceil(len(train_data) / batch_size)
     best = max((row["mask_AP"] for row in history if row.get("mask_AP") is not None), default=-math.inf)
+    trained_seconds, out_of_time = 0.0, False
 
     for epoch in range(start_epoch, epochs):
         epoch_lr = scheduled_lr(lr, lr_schedule, epoch, epochs)
@@ -473,12 +488,20 @@ def train_instance(model, train_data, val_data=None, *, epochs: int, out_dir, mo
             shown = {_SHORT[name]: f"{sums[name] / seen:.3f}" for name in LOSS_NAMES}
             bar.set_postfix(loss=f"{sums['total'] / seen:.3f}", **shown,
                             img_s=f"{seen / (time.perf_counter() - started):.2f}")
+            if max_seconds is not None and trained_seconds + time.perf_counter() - started >= max_seconds:
+                out_of_time = True
+                break
         bar.close()
         train_seconds = time.perf_counter() - started
+        trained_seconds += train_seconds
         row = {"epoch": epoch + 1, "train_loss": sums["total"] / max(seen, 1),
                **{name: sums[name] / max(seen, 1) for name in LOSS_NAMES},
-               "lr": float(opt.param_groups[0]["lr"]), "images_per_second": seen / train_seconds}
-        if val_data is not None and len(val_data):
+               "lr": float(opt.param_groups[0]["lr"]), "images_per_second": seen / train_seconds,
+               "train_seconds": train_seconds}
+        if out_of_time:
+            row["stopped"] = "max_seconds"
+        validate = out_of_time or epoch + 1 == epochs or (epoch + 1) % val_every == 0
+        if validate and val_data is not None and len(val_data):
             results = evaluate_instance(model, val_data, device=device, progress=progress, desc="validation")
             row.update({f"box_{k}": v for k, v in results["bbox"].items()})
             row.update({f"mask_{k}": v for k, v in results["segm"].items()})
@@ -502,5 +525,8 @@ def train_instance(model, train_data, val_data=None, *, epochs: int, out_dir, mo
             summary += (f", val mask AP {row['mask_AP']:.4f} (AP50 {row['mask_AP50']:.4f}), "
                         f"box AP {row['box_AP']:.4f}, nuclei score {row['nuclei_score']:.4f}")
         log(summary + f" ({row['seconds']:.1f} s, {row['images_per_second']:.2f} img/s)")
+        if out_of_time:
+            log(f"stopped: {trained_seconds:.1f} s of training reached max_seconds={max_seconds}")
+            break
     return history
 

@@ -115,7 +115,11 @@ class MaskRCNN(FasterRCNN):
 def maskrcnn_resnet_fpn(num_classes: int = 2, backbone_name: str = "resnet18", base_channels: int = 16,
                         fpn_channels: int = 64, representation_size: int = 256, mask_channels: int = 64,
                         norm: str = "group", anchor_sizes=(8, 16, 32, 64, 128), min_size: int = 256,
-                        max_size: int = 384, roi_op: str = "align", **kwargs) -> MaskRCNN:
+                        max_size: int = 384, roi_op: str = "align", rpn_pre_nms_top_n_train: int = 1000,
+                        rpn_post_nms_top_n_train: int = 500, rpn_pre_nms_top_n_test: int = 500,
+                        rpn_post_nms_top_n_test: int = 300, rpn_batch_size_per_image: int = 256,
+                        box_batch_size_per_image: int = 128, box_detections_per_img: int = 100,
+                        **kwargs) -> MaskRCNN:
     """A Mask R-CNN on a ResNet-FPN backbone; the defaults are a compact network that trains on two CPU cores.
 
     Compact defaults (1.9 M parameters with resnet18 and 3 classes, against 30.9 M at torchvision's widths):
@@ -129,11 +133,23 @@ def maskrcnn_resnet_fpn(num_classes: int = 2, backbone_name: str = "resnet18", b
       ratios 0.5, 1, 2: objects of roughly 6–180 pixels, small ones as in cell or shape data;
     * images resized to a short side of 256, long side ≤ 384 (torchvision: 800 / 1333);
     * box head ``TwoMLPHead(64·7·7, 256)``, mask head 4 × 64 channels, predictor 64 channels
-      (torchvision: 1024 and 256).
+      (torchvision: 1024 and 256);
+    * RPN: 1000 anchors per level before NMS and 500 proposals per image after it in training,
+      500 and 300 in evaluation (torchvision: 2000/2000 and 1000/1000; a 256×256 image has
+      about 16 000 anchors, and a few hundred proposals cover the ≤ 100 objects of a cell image);
+    * RoI heads: 128 proposals sampled per image, at most a quarter positive (torchvision: 512).
+      The mask head runs on every positive (4 convolutions 64 → 64 at 14×14: about 29 M
+      multiply-adds forward per positive; 128 positives cost several times the backbone, FPN
+      and RPN head on a 256×256 image), so at most 32 positives instead of 128 cut the largest
+      part of a training step about four times; the ground-truth boxes are always among the
+      proposals.
+      ``rpn_batch_size_per_image`` 256 and ``box_detections_per_img`` 100 as torchvision.
 
     ``base_channels=64, fpn_channels=256, representation_size=1024, mask_channels=256,
-    norm="frozen_bn", anchor_sizes=(32, 64, 128, 256, 512), min_size=800, max_size=1333`` is
-    torchvision's ``MaskRCNN(resnet_fpn_backbone(backbone_name=...), num_classes)`` (same keys).
+    norm="frozen_bn", anchor_sizes=(32, 64, 128, 256, 512), min_size=800, max_size=1333,
+    rpn_pre_nms_top_n_train=2000, rpn_post_nms_top_n_train=2000, rpn_pre_nms_top_n_test=1000,
+    rpn_post_nms_top_n_test=1000, box_batch_size_per_image=512`` is torchvision's
+    ``MaskRCNN(resnet_fpn_backbone(backbone_name=...), num_classes)`` (same keys).
     ``num_classes`` counts the background. Other keywords go to :class:`MaskRCNN`.
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
@@ -159,4 +175,8 @@ def maskrcnn_resnet_fpn(num_classes: int = 2, backbone_name: str = "resnet18", b
         box_predictor=FastRCNNPredictor(representation_size, num_classes),
         mask_head=MaskRCNNHeads(fpn_channels, (mask_channels,) * 4, 1,
                                 norm_layer=group_norm_layer() if group else None),
-        mask_predictor=MaskRCNNPredictor(mask_channels, mask_channels, num_classes), roi_op=roi_op, **kwargs)
+        mask_predictor=MaskRCNNPredictor(mask_channels, mask_channels, num_classes), roi_op=roi_op,
+        rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train, rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+        rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test, rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
+        rpn_batch_size_per_image=rpn_batch_size_per_image, box_batch_size_per_image=box_batch_size_per_image,
+        box_detections_per_img=box_detections_per_img, **kwargs)
