@@ -64,7 +64,7 @@ def _roi_pool_forward_kernel(x, rois, out, argmax, height, width, spatial_scale,
 
         for k:          b = int(rois[k, 0]); sw, sh, ew, eh = round(coords·scale)       (roi_box)
                         rw = max(ew − sw + 1, 1);  bw = rw / PW      (same for h)
-            for ph, pw: h0 = clip(floor(ph·bh) + sh), h1 = clip(ceil((ph+1)·bh) + sh)  (w alike; _bin_range_kernel)
+            for ph, pw: h0 = clip(floor(ph·bh) + sh), h1 = clip(ceil((ph+1)·bh) + sh)  (w alike; bin_range)
                 m[:] = 0 if the bin is empty else lowest;  a[:] = −1
                 for h in [h0, h1), w in [w0, w1):                 (row-major)
                     for c:  if x[b, h, w, c] > m[c]:  m[c], a[c] = x[b, h, w, c], h·W + w

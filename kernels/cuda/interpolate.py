@@ -42,7 +42,7 @@ __all__ = [
 def _bilinear_forward_kernel(x, out, y0, y1, wy0, wy1, x0, x1, wx0, wx1):
     """Bilinear resize; thread ``t`` computes ``out`` element ``t = (p, oh, ow)`` in C-order.
 
-    x: (P, H, W); out: (P, Ho, Wo); taps as in :func:`kernels.cpu.interpolate.bilinear_taps`::
+    x: (P, H, W); out: (P, Ho, Wo); taps as in :func:`kernels.shared.interpolate.bilinear_taps`::
 
         out[p, oh, ow] = wy0[oh]·(wx0[ow]·x[p, y0, x0] + wx1[ow]·x[p, y0, x1])
                        + wy1[oh]·(wx0[ow]·x[p, y1, x0] + wx1[ow]·x[p, y1, x1])
@@ -62,7 +62,7 @@ def _two_tap_adjoint_kernel(g, i, i0, i1, w0, w1, lo, hi, zero):
     """Gradient reaching input position ``i`` along one dimension from the 1-D upstream line ``g: (O,)``.
 
     ``i0, i1, w0, w1: (O,)`` the two taps and weights of every output position
-    (:func:`kernels.cpu.interpolate.bilinear_taps`); ``[lo[i], hi[i])`` the outputs
+    (:func:`kernels.shared.interpolate.bilinear_taps`); ``[lo[i], hi[i])`` the outputs
     that read ``i`` (:func:`_readers`)::
 
         acc = zero
