@@ -9,9 +9,16 @@ the same seed, so both pick the same proposals and do the same work.
 * ``maskrcnn_step``: forward (five losses), backward, SGD update;
 * ``maskrcnn_infer``: eval forward without gradient (detections with pasted masks).
 
+``--config compact`` times the compact model the command line trains instead:
+``maskrcnn_resnet_fpn(3, min_size=256, max_size=256)`` (ResNet-18 at width 16, GroupNorm,
+FPN 64 channels, its RPN and RoI-head sampling defaults) and its torchvision twin
+``minitorchseg.export.maskrcnn_to_torchvision`` (torchvision's classes, our weights bit
+for bit), the same way (``maskrcnn_compact_step``, ``maskrcnn_compact_infer``).
+
 ::
 
     python -m benchmarks.bench_maskrcnn                  # 3 timed calls of each, medians, stage breakdown
+    python -m benchmarks.bench_maskrcnn --config compact # the compact model against its torchvision twin
     python -m benchmarks.bench_maskrcnn --steps 1        # a quick smoke run
 
 or through the harness: ``python -m benchmarks.run --ops maskrcnn_step,maskrcnn_infer``.
@@ -51,18 +58,26 @@ def _data(seed: int = 0):
     return images, targets
 
 
-def _models(device: str):
-    """torchvision's model (seeded) and ours with its weights; our samplers replay torch's randperm."""
+def _models(device: str, config: str = "torchvision"):
+    """The two models with the same weights (``config``: see the module docstring); our samplers replay torch's
+    randperm."""
     import torch
     from torchvision.models.detection import backbone_utils, mask_rcnn
 
-    from minitorchseg.models.detection import MaskRCNN, resnet_fpn_backbone
+    from minitorchseg.export import maskrcnn_to_torchvision
+    from minitorchseg.models.detection import MaskRCNN, maskrcnn_resnet_fpn, resnet_fpn_backbone
+    from minitorchseg.random import manual_seed
 
     torch.manual_seed(0)
-    config = dict(num_classes=CLASSES, min_size=SIZE, max_size=SIZE)
-    ref = mask_rcnn.MaskRCNN(backbone_utils.resnet_fpn_backbone(backbone_name="resnet18", weights=None), **config)
-    ours = MaskRCNN(resnet_fpn_backbone(backbone_name="resnet18", weights=None), **config)
-    ours.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+    if config == "compact":
+        manual_seed(0)
+        ours = maskrcnn_resnet_fpn(CLASSES, min_size=SIZE, max_size=SIZE)
+        ref = maskrcnn_to_torchvision(ours)
+    else:
+        kwargs = dict(num_classes=CLASSES, min_size=SIZE, max_size=SIZE)
+        ref = mask_rcnn.MaskRCNN(backbone_utils.resnet_fpn_backbone(backbone_name="resnet18", weights=None), **kwargs)
+        ours = MaskRCNN(resnet_fpn_backbone(backbone_name="resnet18", weights=None), **kwargs)
+        ours.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
 
     def randperm(n: int) -> np.ndarray:
         return torch.randperm(n).numpy()
@@ -74,13 +89,13 @@ def _models(device: str):
     return ours, ref.to(torch_device)
 
 
-def _setup(device: str):
+def _setup(device: str, config: str = "torchvision"):
     """The two models and the four timed callables: (ours, ref, ours_step, ref_step, ours_infer, ref_infer, sync)."""
     import torch
 
     import minitorchseg as mts
 
-    ours, ref = _models(device)
+    ours, ref = _models(device, config)
     torch_device, sync = torch_device_and_sync(device)
     images, targets = _data()
     m_images = [mts.tensor(i, device=device) for i in images]
@@ -122,12 +137,15 @@ def _setup(device: str):
 
 
 SHAPE = f"N2 3x{SIZE}x{SIZE} resnet18-FPN K{CLASSES}"
+SHAPES = {"torchvision": SHAPE, "compact": f"N2 3x{SIZE}x{SIZE} resnet18/16-FPN64-GN K{CLASSES}"}
+NAMES = {"torchvision": "maskrcnn", "compact": "maskrcnn_compact"}
 
 
-def cases(device: str = "cpu") -> list[Case]:
-    _, _, ours_step, ref_step, ours_infer, ref_infer, sync = _setup(device)
-    return [Case("maskrcnn_step", SHAPE, "forward+backward+sgd", ours_step, ref_step, 0.0, "-", sync),
-            Case("maskrcnn_infer", SHAPE, "forward (eval)", ours_infer, ref_infer, 0.0, "-", sync)]
+def cases(device: str = "cpu", config: str = "torchvision") -> list[Case]:
+    _, _, ours_step, ref_step, ours_infer, ref_infer, sync = _setup(device, config)
+    name, shape = NAMES[config], SHAPES[config]
+    return [Case(f"{name}_step", shape, "forward+backward+sgd", ours_step, ref_step, 0.0, "-", sync),
+            Case(f"{name}_infer", shape, "forward (eval)", ours_infer, ref_infer, 0.0, "-", sync)]
 
 
 STAGES = ("transform", "backbone", "rpn", "roi_heads")
@@ -175,15 +193,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Mask R-CNN step and inference: minitorchseg vs torchvision")
     parser.add_argument("--steps", type=int, default=3, help="timed calls of each (median reported)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--config", default="torchvision", choices=sorted(NAMES),
+                        help="torchvision: torchvision's widths (default); compact: maskrcnn_resnet_fpn's defaults")
     args = parser.parse_args(argv)
     import torch
 
+    shape, name = SHAPES[args.config], NAMES[args.config]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads); {SHAPE}")
-    ours, ref, ours_step, ref_step, ours_infer, ref_infer, sync = _setup(args.device)
-    for op, pass_, mine, theirs in (("maskrcnn_step", "forward+backward+sgd", ours_step, ref_step),
-                                    ("maskrcnn_infer", "forward (eval)", ours_infer, ref_infer)):
-        result = run_case(Case(op, SHAPE, pass_, mine, theirs, 0.0, "-", sync), repeat=args.steps, warmup=1)
+          f"({torch.get_num_threads()} threads); {shape}")
+    ours, ref, ours_step, ref_step, ours_infer, ref_infer, sync = _setup(args.device, args.config)
+    for op, pass_, mine, theirs in ((f"{name}_step", "forward+backward+sgd", ours_step, ref_step),
+                                    (f"{name}_infer", "forward (eval)", ours_infer, ref_infer)):
+        result = run_case(Case(op, shape, pass_, mine, theirs, 0.0, "-", sync), repeat=args.steps, warmup=1)
         print(f"{op} ({pass_}): first call {result.first_call_s:.2f} s; ours {result.ours_ms:.0f} ms, "
               f"torch {result.torch_ms:.0f} ms, ours / torch {result.ours_ms / result.torch_ms:.2f}x")
         for who, model, call in (("ours", ours, mine), ("torch", ref, theirs)):
