@@ -30,42 +30,43 @@ def _signatures():
     def arr(dtype, ndim):
         return nt.Array(dtype, ndim, "C")
 
+    CUDA = "minitorchseg.kernels.cuda."
     out = []
     for T in (nt.float32, nt.float64):
         ints = (i64,) * 8  # kernel, stride, padding, dilation: (h, w) each
         out += [
-            ("minitorchseg.kernels.cuda.pool", "_max_pool2d_kernel", (arr(T, 3), arr(T, 3), arr(i64, 3)) + ints + (T,)),
-            ("minitorchseg.kernels.cuda.pool", "_scatter_add_kernel", (arr(T, 2), arr(i64, 2), arr(T, 2))),
-            ("minitorchseg.kernels.cuda.pool", "_gather_claimed_kernel", (arr(T, 2), arr(i64, 2), arr(T, 2))),
-            ("minitorchseg.kernels.cuda.pool", "_gather_kernel", (arr(T, 2), arr(i64, 2), arr(T, 2))),
-            ("minitorchseg.kernels.cuda.conv", "_im2col_kernel", (arr(T, 4), arr(T, 3)) + ints + (i64,)),
-            ("minitorchseg.kernels.cuda.conv", "_col2im_kernel", (arr(T, 3), arr(T, 4)) + ints + (i64,)),
-            ("minitorchseg.kernels.cuda.roi_align", "_roi_align_forward_kernel",
+            (CUDA + "pool", "_max_pool2d_kernel", (arr(T, 3), arr(T, 3), arr(i64, 3)) + ints + (T,)),
+            (CUDA + "pool", "_scatter_add_kernel", (arr(T, 2), arr(i64, 2), arr(T, 2))),
+            (CUDA + "pool", "_gather_claimed_kernel", (arr(T, 2), arr(i64, 2), arr(T, 2))),
+            (CUDA + "pool", "_gather_kernel", (arr(T, 2), arr(i64, 2), arr(T, 2))),
+            (CUDA + "conv", "_im2col_kernel", (arr(T, 4), arr(T, 3)) + ints + (i64,)),
+            (CUDA + "conv", "_col2im_kernel", (arr(T, 3), arr(T, 4)) + ints + (i64,)),
+            (CUDA + "roi_align", "_roi_align_forward_kernel",
              (arr(T, 3), arr(T, 2), arr(T, 4), i64, i64, T, i64, boolean)),
-            ("minitorchseg.kernels.cuda.roi_align", "_roi_align_backward_kernel",
+            (CUDA + "roi_align", "_roi_align_backward_kernel",
              (arr(T, 4), arr(T, 2), arr(T, 3), i64, i64, T, i64, boolean)),
-            ("minitorchseg.kernels.cuda.roi_pool", "_roi_pool_forward_kernel",
+            (CUDA + "roi_pool", "_roi_pool_forward_kernel",
              (arr(T, 3), arr(T, 2), arr(T, 4), arr(i32, 4), i64, i64, T, T)),
-            ("minitorchseg.kernels.cuda.roi_pool", "_roi_pool_backward_kernel", (arr(T, 4), arr(i32, 4), arr(i64, 1), arr(T, 3))),
-            ("minitorchseg.kernels.cuda.nms", "_nms_mask_kernel", (arr(T, 1),) * 5 + (f64, arr(i64, 2))),
-            ("minitorchseg.kernels.cuda.interpolate", "_bilinear_forward_kernel",
+            (CUDA + "roi_pool", "_roi_pool_backward_kernel", (arr(T, 4), arr(i32, 4), arr(i64, 1), arr(T, 3))),
+            (CUDA + "nms", "_nms_mask_kernel", (arr(T, 1),) * 5 + (f64, arr(i64, 2))),
+            (CUDA + "interpolate", "_bilinear_forward_kernel",
              (arr(T, 3), arr(T, 3)) + (arr(i64, 1), arr(i64, 1), arr(T, 1), arr(T, 1)) * 2),
-            ("minitorchseg.kernels.cuda.interpolate", "_bilinear_backward_rows_kernel",
+            (CUDA + "interpolate", "_bilinear_backward_rows_kernel",
              (arr(T, 3), arr(T, 3), arr(i64, 1), arr(i64, 1), arr(T, 1), arr(T, 1), arr(i64, 1), arr(i64, 1))),
-            ("minitorchseg.kernels.cuda.interpolate", "_bilinear_backward_cols_kernel",
+            (CUDA + "interpolate", "_bilinear_backward_cols_kernel",
              (arr(T, 3), arr(T, 3), arr(i64, 1), arr(i64, 1), arr(T, 1), arr(T, 1), arr(i64, 1), arr(i64, 1))),
-            ("minitorchseg.kernels.cuda.interpolate", "_nearest_forward_kernel", (arr(T, 3), arr(T, 3), arr(i64, 1), arr(i64, 1))),
-            ("minitorchseg.kernels.cuda.interpolate", "_nearest_backward_kernel", (arr(T, 3), arr(T, 3)) + (arr(i64, 1),) * 6),
-            ("minitorchseg.kernels.cuda.batch_norm", "_channel_stats_kernel", (arr(T, 3), arr(T, 1), arr(T, 1))),
-            ("minitorchseg.kernels.cuda.batch_norm", "_channel_grad_sums_kernel",
+            (CUDA + "interpolate", "_nearest_forward_kernel", (arr(T, 3), arr(T, 3), arr(i64, 1), arr(i64, 1))),
+            (CUDA + "interpolate", "_nearest_backward_kernel", (arr(T, 3), arr(T, 3)) + (arr(i64, 1),) * 6),
+            (CUDA + "batch_norm", "_channel_stats_kernel", (arr(T, 3), arr(T, 1), arr(T, 1))),
+            (CUDA + "batch_norm", "_channel_grad_sums_kernel",
              (arr(T, 3), arr(T, 3), arr(T, 1), arr(f64, 1), arr(f64, 1))),
-            ("minitorchseg.kernels.cuda.batch_norm", "_normalize_kernel", (arr(T, 3),) + (arr(T, 1),) * 3 + (arr(T, 3),)),
-            ("minitorchseg.kernels.cuda.batch_norm", "_input_grad_kernel",
+            (CUDA + "batch_norm", "_normalize_kernel", (arr(T, 3),) + (arr(T, 1),) * 3 + (arr(T, 3),)),
+            (CUDA + "batch_norm", "_input_grad_kernel",
              (arr(T, 3), arr(T, 3)) + (arr(T, 1),) * 4 + (arr(T, 3),)),
         ]
     out += [
-        ("minitorchseg.kernels.cuda.pool", "_claim_kernel", (arr(i64, 2), arr(i64, 2))),
-        ("minitorchseg.kernels.cuda.kmeans", "_kmeans_assign_kernel", (arr(f64, 2), arr(f64, 2), arr(i64, 1))),
+        (CUDA + "pool", "_claim_kernel", (arr(i64, 2), arr(i64, 2))),
+        (CUDA + "kmeans", "_kmeans_assign_kernel", (arr(f64, 2), arr(f64, 2), arr(i64, 1))),
     ]
     return out
 
