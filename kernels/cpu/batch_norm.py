@@ -19,8 +19,7 @@ the input. Here one parallel loop over channels does it all: per channel, the
 forward sweeps the channel's ``N`` rows twice for μ and σ² (two sweeps, not
 ``Σx² − (Σx)²/m``, which cancels catastrophically when ``|μ| ≫ σ``) and once to write
 ``y``; the backward sweeps them once for ``db, dw`` and once to write ``dx``. The
-sums are accumulated in float64 whatever the data type (torch's CPU kernel
-accumulates float32 in double too), by the row helpers below, which are compiled
+sums are accumulated in float64 whatever the data type, by the row helpers below, which are compiled
 with ``fastmath={"reassoc"}`` so that the float64 sums vectorise; the elementwise
 formulas are compiled without it, so ``(x − μ)·k + b`` is evaluated exactly as
 written. Channels are independent, so the results do not depend on the number of
