@@ -53,8 +53,11 @@ def _step_flops(h: int, w: int, n: int, base: int, depth: int, in_channels: int,
     return 2.0 * 3.0 * n * macs
 
 
-def cases(device: str = "cpu", batch: int = 8, height: int = 176, width: int = 240, num_classes: int = 11,
-          base: int = 16, depth: int = 4) -> list[Case]:
+def cases(device: str = "cpu", batch: int | None = None, height: int = 176, width: int = 240,
+          num_classes: int = 11, base: int = 16, depth: int = 4) -> list[Case]:
+    """The step at ``batch`` images; with None, two cases: 4 and 8 images."""
+    if batch is None:
+        return [case for n in (4, 8) for case in cases(device, n, height, width, num_classes, base, depth)]
     import torch
 
     import minitorchseg as mts
