@@ -47,3 +47,39 @@ def test_batched_nms_per_category_path_orders_equal_scores_by_index():
     idxs = np.arange(n) % 3
     keep = batched_nms(boxes, scores, idxs, 0.5)
     np.testing.assert_array_equal(keep, np.argsort(-scores, kind="stable"))
+
+
+@settings_fast
+@given(seed=seeds, dtype=dtypes, side=st.integers(20, 70), extra=st.integers(0, 30), training=st.booleans(),
+       mask_dtype=st.sampled_from([np.uint8, np.bool_]))
+def test_resize_at_scale_one_keeps_everything_as_the_interpolation_would(seed, dtype, side, extra, training,
+                                                                         mask_dtype):
+    # min_size = the short side and max_size >= the long side: scale 1, the image and targets are kept as they
+    # are. The same images through fixed_size (an explicit interpolation to the same size) and through
+    # torchvision's transform (which always interpolates) give exactly the same arrays.
+    import minitorchseg as mts
+    from minitorchseg.models.detection import GeneralizedRCNNTransform
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform as TvTransform
+
+    rng = np.random.default_rng(seed)
+    h, w = side, side + extra
+    image = rng.uniform(0, 1, (3, h, w)).astype(dtype)
+    xy = rng.uniform(0, [w / 2, h / 2], (3, 2))
+    target = {"boxes": np.concatenate([xy, xy + rng.uniform(1, 10, (3, 2))], axis=1).astype(dtype),
+              "labels": np.array([1, 2, 1]), "masks": (rng.uniform(size=(3, h, w)) < 0.4).astype(mask_dtype)}
+    kw = dict(min_size=h, max_size=w + 5, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    runs = []
+    for extra_kw in ({}, {"fixed_size": (w, h)}):
+        transform = GeneralizedRCNNTransform(**kw, **extra_kw).train(training)
+        images, targets = transform([mts.tensor(image)], [{k: mts.tensor(v) for k, v in target.items()}])
+        runs.append((images.tensors.numpy(), {k: v.numpy() for k, v in targets[0].items()}))
+    theirs = TvTransform(**kw).train(training)
+    images, targets = theirs([torch.tensor(image)], [{k: torch.tensor(v) for k, v in target.items()}])
+    runs.append((images.tensors.numpy(), {k: v.numpy() for k, v in targets[0].items()}))
+    fast = runs[0]
+    assert fast[1]["masks"].dtype == np.uint8
+    for other in runs[1:]:
+        np.testing.assert_array_equal(fast[0], other[0])
+        for key in ("boxes", "labels", "masks"):
+            assert fast[1][key].dtype == other[1][key].dtype, key
+            np.testing.assert_array_equal(fast[1][key], other[1][key])

@@ -143,6 +143,8 @@ class GeneralizedRCNNTransform(Module):
             geometry = dict(size=(self.fixed_size[1], self.fixed_size[0]))
         else:
             scale = min(size / min(h, w), self.max_size / max(h, w))
+            if scale == 1.0:
+                return _keep_size(image, target)
             geometry = dict(scale_factor=scale, recompute_scale_factor=True)
         image = F.interpolate(F.unsqueeze(image, 0), mode="bilinear", align_corners=False, **geometry)[0]
         if target is None:
@@ -180,6 +182,32 @@ class GeneralizedRCNNTransform(Module):
     def extra_repr(self) -> str:
         return (f"Normalize(mean={self.image_mean}, std={self.image_std}), Resize(min_size={self.min_size}, "
                 f"max_size={self.max_size}, mode='bilinear')")
+
+
+def _keep_size(image: Tensor, target):
+    """The resize at scale 1: the image, the masks (as uint8) and the boxes unchanged.
+
+    With ``scale_factor=1`` the bilinear resize samples source pixel ``(dst + 0.5)·1 − 0.5 = dst``
+    with weights 1 and 0, and 'nearest' source pixel ``floor(dst·1) = dst``: both copy their input
+    exactly, so this returns what :meth:`GeneralizedRCNNTransform.resize` would compute, without
+    resampling the image and every mask.
+    """
+    if target is None:
+        return image, target
+    if "masks" in target:
+        masks = target["masks"]
+        data = masks.data if isinstance(masks, Tensor) else np.asarray(masks)
+        if data.ndim != 3:
+            raise ValueError(f"GeneralizedRCNNTransform: target masks: expected shape (K, H, W), got "
+                             f"{tuple(data.shape)}")
+        if not (isinstance(masks, Tensor) and data.dtype == np.uint8):
+            device = masks.device if isinstance(masks, Tensor) else "cpu"
+            masks = Tensor(data.astype(np.float32).astype(np.uint8), device=device)
+        target["masks"] = masks
+    if "boxes" in target:
+        size = tuple(image.shape[-2:])
+        target["boxes"] = resize_boxes(target["boxes"], size, size)
+    return image, target
 
 
 def _resize_masks(masks, geometry: dict, out_hw: tuple[int, int]):
