@@ -210,8 +210,12 @@ def _sole_reference(array) -> bool:
     result), its base must own the memory and be referred to by that view alone
     (again 3: the view, the local ``owner``, the argument). An array the user holds,
     a Function saved, or that was returned for two inputs, and any other view of
-    the same memory, all count more: the caller copies those.
+    the same memory, all count more: the caller copies those. From Python 3.14 on,
+    ``sys.getrefcount`` may leave out references the interpreter borrows, so there
+    the answer is always False (every leaf gradient is copied).
     """
+    if sys.version_info >= (3, 14):
+        return False
     if not isinstance(array, np.ndarray) or not array.flags.writeable or sys.getrefcount(array) > 3:
         return False
     owner = array.base

@@ -6,7 +6,10 @@ gradient; a fresh array (or a fresh array's reshaped view) that nothing else
 refers to is stored as it is.
 """
 
+import sys
+
 import numpy as np
+import pytest
 
 import minitorchseg as mts
 import minitorchseg.functional as F
@@ -89,6 +92,7 @@ def test_array_held_elsewhere_is_copied():
     assert not np.shares_memory(x.grad.data, ReturnsSaved.keep[0])
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="the engine copies every leaf gradient from Python 3.14 on")
 def test_fresh_array_is_kept_without_a_copy():
     Fresh.returned.clear()
     x = mts.tensor(np.ones((2, 3)), requires_grad=True)
