@@ -7,7 +7,10 @@ import torch
 import torchvision
 from hypothesis import given
 from hypothesis import strategies as st
+from torchvision.models.detection.transform import GeneralizedRCNNTransform as TvTransform
 
+import minitorchseg as mts
+from minitorchseg.models.detection import GeneralizedRCNNTransform
 from minitorchseg.ops import batched_nms, nms
 from minitorchseg.ops.boxes import PER_CATEGORY_MIN_COORDINATES
 from tests.strategies import dtypes, seeds, settings_fast
@@ -57,10 +60,6 @@ def test_resize_at_scale_one_keeps_everything_as_the_interpolation_would(seed, d
     # min_size = the short side and max_size >= the long side: scale 1, the image and targets are kept as they
     # are. The same images through fixed_size (an explicit interpolation to the same size) and through
     # torchvision's transform (which always interpolates) give exactly the same arrays.
-    import minitorchseg as mts
-    from minitorchseg.models.detection import GeneralizedRCNNTransform
-    from torchvision.models.detection.transform import GeneralizedRCNNTransform as TvTransform
-
     rng = np.random.default_rng(seed)
     h, w = side, side + extra
     image = rng.uniform(0, 1, (3, h, w)).astype(dtype)
