@@ -7,7 +7,10 @@
     python -m benchmarks.compare --quick --out /tmp/cmp   # tiny synthetic data, seconds (what the tests run)
 
 For every network, at a compact width (a quarter of each paper's channels, so that
-each trains on two CPU cores):
+each trains on two CPU cores; FCN-8s with batch norm after each convolution, as U-Net
+and SegNet have, so that one recipe trains all of them from scratch), where a full run
+takes about 3 hours on two cores (five budgets of 30 minutes, plus validation after
+every epoch, the timings and the memory children):
 
 * compute: parameters and multiply-accumulates (MACs, :func:`minitorchseg.models.summary`:
   convolutions, transposed convolutions and linear layers, ``output pixels x weight
@@ -70,7 +73,9 @@ import numpy as np
 from benchmarks.bench_memory import _reset_peak, _status_mib
 from benchmarks.common import Case, run_case
 
-__all__ = ["Network", "Plan", "CLAIMS", "LEVELS", "full_plan", "quick_plan", "verdict", "claim_verdicts",
+__all__ = ["Network", "Plan", "NETWORKS", "CLAIMS", "LEVELS", "MARGINS", "SHORT_BUDGET_SECONDS", "full_plan",
+           "quick_plan", "measure_semantic_compute", "measure_instance_compute", "measure_memory", "train_semantic",
+           "train_maskrcnn", "merged_semantic_metrics", "verdict", "claim_verdicts", "write_report", "write_figure",
            "run_comparison", "main"]
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -99,7 +104,8 @@ class Network:
 
 NETWORKS = (
     Network("fcn8s", "FCN-8s", "FCN", {"width": 0.25, "batch_norm": True},
-            "VGG16 encoder, fc6/fc7 as convolutions, 1x1 score layers; skips from pool3 and pool4 added (sum)",
+            "VGG16 encoder (with batch norm here), fc6/fc7 as convolutions, 1x1 score layers; skips from pool3 "
+            "and pool4 added (sum)",
             "transposed convolutions fixed to bilinear: x2, x2, x8; 100-pixel input padding, crops",
             "semantic"),
     Network("unet", "U-Net", "U-Net", {"base_channels": 16, "depth": 4},
@@ -112,7 +118,8 @@ NETWORKS = (
             "4 + 4 layers of 7x7 convolutions (the SegNet paper's small network)",
             "max-unpooling with pooling indices, then convolutions", "semantic"),
     Network("maskrcnn", "Mask R-CNN", "Mask R-CNN", {"num_classes": 2},
-            "ResNet-18-FPN backbone, RPN, RoIAlign box head and mask head (two stages)",
+            "ResNet-18-FPN backbone (widths 16-128, FPN 64 channels, GroupNorm), RPN, RoIAlign box head and mask "
+            "head (two stages)",
             "mask head: 14x14 RoI features, one 2x2 transposed convolution to 28x28, pasted into the image by "
             "bilinear resampling", "instance (detection + a mask per object)"),
 )
@@ -130,6 +137,9 @@ CLAIMS = {
     "compute": {"FCN": "low", "U-Net": "high", "SegNet": "low", "Mask R-CNN": "high"},
 }
 """The lecture's table: row → lecture column → claimed level."""
+
+SMALL_AREA = 32 * 32
+"""COCO's small objects: mask area under 32² pixels (pycocotools' ``areaRng`` "small")."""
 
 SHORT_BUDGET_SECONDS = 600.0
 """Below this training budget the page says that it is a check of the pipeline, not a comparison."""
@@ -163,9 +173,11 @@ def full_plan(budget_minutes: float = 30.0, camvid: str = _CAMVID, dsb: str | No
     """CamVid 180x240 (train 367 / val 101) and DSB2018 256x256; the recipe of the README's CamVid run."""
     recipe = {"optimizer": "adam", "lr": 1e-3, "batch_size": 4, "crop": (176, 240), "flip": True,
               "lr_schedule": "constant", "class_weights": "median", "seed": 0}
-    return Plan(False, f"camvid:{camvid}", None if dsb is None else f"dsb2018:{dsb}", (180, 240), 4, (176, 240),
-                60.0 * budget_minutes, 5, 2, ("Pole", "SignSymbol", "Pedestrian", "Bicyclist"), NETWORKS,
-                recipe, {"seed": 0})
+    return Plan(quick=False, semantic_data=f"camvid:{camvid}",
+                instance_data=None if dsb is None else f"dsb2018:{dsb}", size=(180, 240), step_batch=4,
+                step_size=(176, 240), budget_seconds=60.0 * budget_minutes, repeat=5, memory_steps=2,
+                small_classes=("Pole", "SignSymbol", "Pedestrian", "Bicyclist"), networks=NETWORKS, recipe=recipe,
+                instance_recipe={"seed": 0})
 
 
 def quick_plan(budget_seconds: float = 2.0) -> Plan:
@@ -178,10 +190,11 @@ def quick_plan(budget_seconds: float = 2.0) -> Plan:
                      for n in NETWORKS)
     recipe = {"optimizer": "adam", "lr": 1e-3, "batch_size": 4, "crop": None, "flip": True,
               "lr_schedule": "constant", "class_weights": "median", "seed": 0}
-    return Plan(True, "shapes:size=32,train=8,val=4,test=1,max_objects=2", "shapes:size=32,train=4,val=2,test=1,"
-                "max_objects=2,min_size=8,max_size=14", (32, 32), 4, (32, 32), budget_seconds, 1, 1,
-                ("circle", "triangle"), networks, recipe, {"seed": 0, "warmup_steps": 2, "lr": 0.01}, max_epochs=2,
-                mac_images=1)
+    return Plan(quick=True, semantic_data="shapes:size=32,train=8,val=4,test=1,max_objects=2",
+                instance_data="shapes:size=32,train=4,val=2,test=1,max_objects=2,min_size=8,max_size=14",
+                size=(32, 32), step_batch=4, step_size=(32, 32), budget_seconds=budget_seconds, repeat=1,
+                memory_steps=1, small_classes=("circle", "triangle"), networks=networks, recipe=recipe,
+                instance_recipe={"seed": 0, "warmup_steps": 2, "lr": 0.01}, max_epochs=2, mac_images=1)
 
 
 # ------------------------------------------------------------------------------------------------ compute
@@ -580,7 +593,10 @@ def train_maskrcnn(net: Network, plan: Plan, runs_dir: str, log):
     for row in history:
         total += used / row["images_per_second"]
         curve.append([total / 60.0, row.get("mask_AP")])
-    results = {"mask_AP": last.get("mask_AP"), "mask_APs": last.get("mask_APs"), "mask_AP50": last.get("mask_AP50"),
+    areas = np.concatenate([np.asarray(val_set[i][1]["masks"]).reshape(-1, *val_set[i][0].shape[:2]).sum(axis=(1, 2))
+                            for i in range(len(val_set))])
+    results = {"small_share": float(np.mean(areas < SMALL_AREA)) if len(areas) else None,
+               "mask_AP": last.get("mask_AP"), "mask_APs": last.get("mask_APs"), "mask_AP50": last.get("mask_AP50"),
                "box_AP": last.get("box_AP"), "nuclei_score": last.get("nuclei_score"), "epochs": len(history),
                "train_minutes": total / 60.0, "wall_minutes": last["elapsed_seconds"] / 60.0, "curve": curve,
                "settings": settings, "merged": merged_semantic_metrics(model, val_set)}
@@ -734,6 +750,9 @@ def write_report(report: dict, out_dir: str) -> str:
     budget = _duration(plan["budget_seconds"])
     recipe = plan["recipe"]
     crops = "no crops" if recipe["crop"] is None else "random {}x{} crops".format(*recipe["crop"])
+    widths = "; ".join(f"{n['label']} " + ", ".join(f"{k}={v}" for k, v in n["kwargs"].items())
+                       for n in plan["networks"])
+    lines += [f"Networks (constructor arguments): {widths}.", ""]
     lines += [f"Every semantic network trained on `{plan['semantic_data']}` from scratch (no pre-trained weights) "
               f"with one recipe: {recipe['optimizer']} lr {recipe['lr']:g} ({recipe['lr_schedule']}), batch "
               f"{recipe['batch_size']}, {crops}, horizontal flips, "
@@ -776,7 +795,10 @@ def write_report(report: dict, out_dir: str) -> str:
             t = r["training"]
             measured = (f"mean IoU of {', '.join(plan['small_classes'])}: {_f(t['small_miou'])}")
         elif "instance" in r:
-            measured = (f"mask AP-small {_f(r['instance']['mask_APs'])} (AP {_f(r['instance']['mask_AP'])})")
+            i = r["instance"]
+            share = "n/a" if i.get("small_share") is None else f"{100 * i['small_share']:.0f}%"
+            measured = (f"mask AP-small {_f(i['mask_APs'])} (AP {_f(i['mask_AP'])}; {share} of the validation "
+                        f"objects are small, under {SMALL_AREA} pixels)")
         else:
             measured = "not measured"
         cells.append(f"lecture: {v['claim']}; measured: {measured}; **{v['verdict']}**")
