@@ -29,10 +29,9 @@ every epoch, the timings and the memory children):
   accuracy and the IoU of the small classes (Pole, SignSymbol, Pedestrian, Bicyclist); the
   validation mIoU after every epoch gives the curve of mIoU against minutes of training;
 * Mask R-CNN (:func:`minitorchseg.models.detection.maskrcnn_resnet_fpn`'s compact defaults)
-  is trained on DSB2018 nuclei with the instance command line's defaults
-  (:class:`minitorchseg.train.instance.InstanceTrainConfig`) for the same budget, in whole
-  epochs (:func:`minitorchseg.train.instance.train_instance`, one epoch per call, resumed;
-  a new epoch starts only while the last epoch's training time still fits); reported:
+  is trained on DSB2018 nuclei with the README's recipe (:data:`DSB_RECIPE`) for the same
+  budget of training steps (:func:`minitorchseg.train.instance.train_instance`'s
+  ``max_seconds``); reported:
   COCO mask AP and AP-small (objects under 32² pixels) by pycocotools, and its masks (score
   and mask probability >= 0.5) merged into a nucleus/background map, scored with the
   semantic metrics. Its MACs are counted by ``torch.utils.flop_counter`` on the torchvision
@@ -169,15 +168,22 @@ class Plan:
     mac_images: int = 4  # Mask R-CNN: validation images its MACs are averaged over
 
 
+DSB_RECIPE = {"optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0, "lr_schedule": "poly",
+              "batch_size": 2, "warmup_steps": 100, "vflip": True, "val_every": 2, "seed": 0}
+"""Mask R-CNN's recipe for DSB2018 (the README's: 12 epochs of poly decay per 20 minutes of training)."""
+
+
 def full_plan(budget_minutes: float = 30.0, camvid: str = _CAMVID, dsb: str | None = _DSB) -> Plan:
-    """CamVid 180x240 (train 367 / val 101) and DSB2018 256x256; the recipe of the README's CamVid run."""
+    """CamVid 180x240 (train 367 / val 101) and DSB2018 256x256; the recipe of the README's CamVid run for the
+    semantic networks, :data:`DSB_RECIPE` for Mask R-CNN with its poly schedule stretched to the budget
+    (``ceil(12 · minutes / 20)`` epochs, stopped at the budget)."""
     recipe = {"optimizer": "adam", "lr": 1e-3, "batch_size": 4, "crop": (176, 240), "flip": True,
               "lr_schedule": "constant", "class_weights": "median", "seed": 0}
     return Plan(quick=False, semantic_data=f"camvid:{camvid}",
                 instance_data=None if dsb is None else f"dsb2018:{dsb}", size=(180, 240), step_batch=4,
                 step_size=(176, 240), budget_seconds=60.0 * budget_minutes, repeat=5, memory_steps=2,
                 small_classes=("Pole", "SignSymbol", "Pedestrian", "Bicyclist"), networks=NETWORKS, recipe=recipe,
-                instance_recipe={"seed": 0})
+                instance_recipe={**DSB_RECIPE, "epochs": max(1, math.ceil(12 * budget_minutes / 20))})
 
 
 def quick_plan(budget_seconds: float = 2.0) -> Plan:
@@ -194,7 +200,8 @@ def quick_plan(budget_seconds: float = 2.0) -> Plan:
                 instance_data="shapes:size=32,train=4,val=2,test=1,max_objects=2,min_size=8,max_size=14",
                 size=(32, 32), step_batch=4, step_size=(32, 32), budget_seconds=budget_seconds, repeat=1,
                 memory_steps=1, small_classes=("circle", "triangle"), networks=networks, recipe=recipe,
-                instance_recipe={"seed": 0, "warmup_steps": 2, "lr": 0.01}, max_epochs=2, mac_images=1)
+                instance_recipe={**DSB_RECIPE, "warmup_steps": 2, "val_every": 1, "epochs": 2}, max_epochs=2,
+                mac_images=1)
 
 
 # ------------------------------------------------------------------------------------------------ compute
@@ -564,41 +571,29 @@ def merged_semantic_metrics(model, data, score_threshold: float = 0.5, mask_thre
 
 
 def train_maskrcnn(net: Network, plan: Plan, runs_dir: str, log):
-    """Train Mask R-CNN in whole epochs while the last epoch's training time still fits the budget; returns
-    ``(model, results)`` with mask AP, AP-small, the merged semantic metrics and the curve (minutes, mask AP)."""
+    """Train Mask R-CNN with ``plan.instance_recipe`` for ``plan.budget_seconds`` of training steps
+    (:func:`~minitorchseg.train.instance.train_instance`'s ``max_seconds``); returns ``(model, results)`` with
+    mask AP, AP-small, the merged semantic metrics and the curve (minutes of training, mask AP) at each validation."""
     from minitorchseg.data.spec import open_instance_split
-    from minitorchseg.train.instance import InstanceTrainConfig, train_instance
+    from minitorchseg.train.instance import train_instance
 
     train_set = open_instance_split(plan.instance_data, "train")
     val_set = open_instance_split(plan.instance_data, "val")
     model = _maskrcnn(net)
-    defaults = InstanceTrainConfig()
-    settings = {"batch_size": defaults.batch_size, "lr": defaults.lr, "optimizer": defaults.optimizer,
-                "momentum": defaults.momentum, "weight_decay": defaults.weight_decay,
-                "warmup_steps": defaults.warmup_steps, "seed": 0, **plan.instance_recipe}
-    used = len(train_set) // settings["batch_size"] * settings["batch_size"] or len(train_set)
-    spent, history, epoch = 0.0, [], 0
-    while epoch < plan.max_epochs:
-        epoch += 1
-        history = train_instance(model, train_set, val_set, epochs=epoch, out_dir=os.path.join(runs_dir, net.key),
-                                 model_name=net.key, model_kwargs=dict(net.kwargs), resume=epoch > 1,
-                                 data_spec=plan.instance_data, progress=False,
-                                 log=lambda m: log(f"  {net.label}: {m}"), **settings)
-        last_seconds = used / history[-1]["images_per_second"]
-        spent += last_seconds
-        if spent + last_seconds > plan.budget_seconds:
-            break
+    settings = dict(plan.instance_recipe)
+    history = train_instance(model, train_set, val_set, out_dir=os.path.join(runs_dir, net.key), model_name=net.key,
+                             model_kwargs=dict(net.kwargs), data_spec=plan.instance_data,
+                             max_seconds=plan.budget_seconds, progress=False,
+                             log=lambda m: log(f"  {net.label}: {m}"), **settings)
     last = history[-1]
-    curve, total = [], 0.0
-    for row in history:
-        total += used / row["images_per_second"]
-        curve.append([total / 60.0, row.get("mask_AP")])
+    minutes = np.cumsum([row["train_seconds"] for row in history]) / 60.0
+    curve = [[float(m), row["mask_AP"]] for m, row in zip(minutes, history) if row.get("mask_AP") is not None]
     areas = np.concatenate([np.asarray(val_set[i][1]["masks"]).reshape(-1, *val_set[i][0].shape[:2]).sum(axis=(1, 2))
                             for i in range(len(val_set))])
     results = {"small_share": float(np.mean(areas < SMALL_AREA)) if len(areas) else None,
                "mask_AP": last.get("mask_AP"), "mask_APs": last.get("mask_APs"), "mask_AP50": last.get("mask_AP50"),
                "box_AP": last.get("box_AP"), "nuclei_score": last.get("nuclei_score"), "epochs": len(history),
-               "train_minutes": total / 60.0, "wall_minutes": last["elapsed_seconds"] / 60.0, "curve": curve,
+               "train_minutes": float(minutes[-1]), "wall_minutes": last["elapsed_seconds"] / 60.0, "curve": curve,
                "settings": settings, "merged": merged_semantic_metrics(model, val_set)}
     return model, results
 
@@ -759,8 +754,8 @@ def write_report(report: dict, out_dir: str) -> str:
               f"{recipe['class_weights']}-frequency class weights, seed {recipe['seed']}, for the same budget of "
               f"{budget} of training steps (validation not counted); metrics on the validation split "
               f"at the end of the budget. "
-              + (f"Mask R-CNN: `{plan['instance_data']}`, the instance command line's defaults "
-                 f"({_instance_recipe_text(results)}), the same budget in whole epochs. "
+              + (f"Mask R-CNN: `{plan['instance_data']}` with the README's DSB2018 recipe "
+                 f"({_instance_recipe_text(results)}), for the same budget of training steps. "
                  if plan["instance_data"] else "Mask R-CNN: not run (no instance data set). ")
               + "Compute: ours (minitorchseg) and torch's same network with the same weights.", ""]
     head = "| | " + " | ".join(labels) + " |"
@@ -891,8 +886,10 @@ def _instance_recipe_text(results: dict) -> str:
     for r in results.values():
         if "instance" in r:
             s = r["instance"]["settings"]
-            return (f"{s['optimizer']} lr {s['lr']:g}, momentum {s['momentum']:g}, weight decay "
-                    f"{s['weight_decay']:g}, {s['warmup_steps']} warm-up steps, {s['batch_size']} images per step")
+            return (f"{s['optimizer']} lr {s['lr']:g} ({s['lr_schedule']} over {s['epochs']} epochs), weight "
+                    f"decay {s['weight_decay']:g}, {s['warmup_steps']} warm-up steps, {s['batch_size']} images "
+                    f"per step, {'vertical and horizontal' if s['vflip'] else 'horizontal'} flips, validation every "
+                    f"{s['val_every']} epoch(s) and at the end")
     return "not run"
 
 

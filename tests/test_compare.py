@@ -152,6 +152,8 @@ def test_quick_mode_writes_the_table_the_verdicts_and_the_figure(tmp_path):
         assert compute["infer_ms"] > 0 and compute["torch_infer_ms"] > 0 and compute["step_ms"] > 0
         if network.instance:
             assert 0.0 <= result["instance"]["merged"]["pixel_accuracy"] <= 1.0
+            assert result["instance"]["curve"][-1][1] == result["instance"]["mask_AP"]
+            assert 0.0 <= result["instance"]["small_share"] <= 1.0
             assert f"synthetic shapes mask AP {compare._f(result['instance']['mask_AP'])}" in page
         else:
             assert compute["macs"] == compute["torch_macs"]  # summary's count = torch's flop counter / 2
