@@ -34,9 +34,13 @@ def test_group_norm_matches_torch(seed, dtype, grouping, n, spatial, affine, con
     arrays = [x]
     if affine:
         arrays += [randn(seed + 1, (channels,), dtype), randn(seed + 2, (channels,), dtype)]
+    # The reference is torch computed in float64 (cast back to the input dtype): with two values per group the
+    # gradient is a difference of nearly equal terms, and torch's own float32 kernel is off by ~1.5e-5 there
+    # (seed 22300545, grouping (3, 6), one image) while ours stays within 5e-7 of the float64 answer.
     check_against_torch(
         lambda *t: F.group_norm(t[0], groups, *t[1:], eps=1e-5),
-        lambda *t: torch.nn.functional.group_norm(t[0], groups, *t[1:], eps=1e-5),
+        lambda *t: torch.nn.functional.group_norm(t[0].double(), groups, *(a.double() for a in t[1:]),
+                                                  eps=1e-5).to(t[0].dtype),
         arrays,
     )
 
