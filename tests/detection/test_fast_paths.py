@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from torchvision.models.detection.transform import GeneralizedRCNNTransform as TvTransform
 
 import minitorchseg as mts
+from minitorchseg import functional as F
 from minitorchseg.models.detection import GeneralizedRCNNTransform
+from minitorchseg.models.detection.roi_heads import paste_masks_in_image, resize_bilinear_host
 from minitorchseg.ops import batched_nms, nms
 from minitorchseg.ops.boxes import PER_CATEGORY_MIN_COORDINATES
 from tests.strategies import dtypes, seeds, settings_fast
@@ -82,3 +84,27 @@ def test_resize_at_scale_one_keeps_everything_as_the_interpolation_would(seed, d
         for key in ("boxes", "labels", "masks"):
             assert fast[1][key].dtype == other[1][key].dtype, key
             np.testing.assert_array_equal(fast[1][key], other[1][key])
+
+
+@settings_fast
+@given(seed=seeds, dtype=dtypes, size=st.integers(1, 32), out_h=st.integers(1, 70), out_w=st.integers(1, 70))
+def test_host_bilinear_resize_is_the_kernels_bit_for_bit(seed, dtype, size, out_h, out_w):
+    # paste_mask_in_image resizes each mask with resize_bilinear_host on the CPU instead of F.interpolate.
+    plane = np.random.default_rng(seed).uniform(-2, 2, (size, size + 2)).astype(dtype)
+    expected = F.interpolate(mts.tensor(plane[None, None]), size=(out_h, out_w), mode="bilinear",
+                             align_corners=False).numpy()[0, 0]
+    got = resize_bilinear_host(plane, out_h, out_w)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_pasted_masks_equal_torchvisions_paste():
+    from torchvision.models.detection.roi_heads import paste_masks_in_image as tv_paste
+
+    rng = np.random.default_rng(5)
+    masks = rng.uniform(size=(30, 1, 28, 28)).astype(np.float32)
+    xy = rng.uniform(-10, 90, (30, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(1, 40, (30, 2))], axis=1).astype(np.float32)
+    ours = paste_masks_in_image(mts.tensor(masks), boxes, (96, 100)).numpy()
+    theirs = tv_paste(torch.tensor(masks), torch.tensor(boxes), (96, 100)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ... import functional as F
 from ...autograd import no_grad
+from ...kernels.shared.interpolate import bilinear_taps_hw
 from ...nn import Module
 from ...ops import batched_nms, box_iou, clip_boxes_to_image, remove_small_boxes, roi_align
 from ...tensor import Tensor
@@ -33,7 +34,7 @@ from ._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher
 
 __all__ = [
     "RoIHeads", "fastrcnn_loss", "maskrcnn_loss", "maskrcnn_inference", "project_masks_on_boxes",
-    "expand_boxes", "expand_masks", "paste_mask_in_image", "paste_masks_in_image",
+    "expand_boxes", "expand_masks", "paste_mask_in_image", "paste_masks_in_image", "resize_bilinear_host",
 ]
 
 
@@ -160,6 +161,25 @@ def expand_masks(mask: Tensor, padding: int) -> tuple[Tensor, float]:
     return F.pad(mask, (padding,) * 4), float(M + 2 * padding) / M
 
 
+def resize_bilinear_host(plane: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """``F.interpolate(plane[None, None], size=(out_h, out_w), mode="bilinear", align_corners=False)[0, 0]`` in NumPy.
+
+    The same taps (``kernels.shared.interpolate.bilinear_taps``) and the same arithmetic in the
+    same order as the CPU kernel (``kernels/cpu/interpolate.py``), so the result is bit for bit
+    the same::
+
+        rows[h, ow] = wx0[ow]·plane[h, x0[ow]] + wx1[ow]·plane[h, x1[ow]]
+        out[oh, ow] = wy0[oh]·rows[y0[oh], ow] + wy1[oh]·rows[y1[oh], ow]
+
+    Pasting resizes each small mask on its own; here that costs a few vectorised NumPy
+    operations instead of a parallel kernel launch per mask.
+    """
+    y0, y1, wy0, wy1, x0, x1, wx0, wx1 = bilinear_taps_hw(plane.shape, (out_h, out_w), False, (None, None),
+                                                          plane.dtype)
+    rows = wx0 * plane[:, x0] + wx1 * plane[:, x1]
+    return wy0[:, None] * rows[y0] + wy1[:, None] * rows[y1]
+
+
 def paste_mask_in_image(mask: Tensor, box, im_h: int, im_w: int) -> np.ndarray:
     """One (M, M) mask resized onto its integer box ``(x1, y1, x2, y2)``, inside an (im_h, im_w) zero image.
 
@@ -171,8 +191,11 @@ def paste_mask_in_image(mask: Tensor, box, im_h: int, im_w: int) -> np.ndarray:
     x1, y1, x2, y2 = (int(v) for v in box)
     w = max(x2 - x1 + 1, 1)
     h = max(y2 - y1 + 1, 1)
-    resized = F.interpolate(mask.reshape(1, 1, *mask.shape[-2:]), size=(h, w), mode="bilinear", align_corners=False)
-    resized = resized.numpy()[0, 0]
+    if mask.device == "cpu":
+        resized = resize_bilinear_host(mask.numpy().reshape(mask.shape[-2:]), h, w)
+    else:
+        resized = F.interpolate(mask.reshape(1, 1, *mask.shape[-2:]), size=(h, w), mode="bilinear",
+                                align_corners=False).numpy()[0, 0]
     image = np.zeros((im_h, im_w), dtype=resized.dtype)
     x_0, x_1 = max(x1, 0), min(x2 + 1, im_w)
     y_0, y_1 = max(y1, 0), min(y2 + 1, im_h)
