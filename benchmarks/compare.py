@@ -746,6 +746,7 @@ def write_report(report: dict, out_dir: str) -> str:
     recipe = plan["recipe"]
     crops = "no crops" if recipe["crop"] is None else "random {}x{} crops".format(*recipe["crop"])
     widths = "; ".join(f"{n['label']} " + ", ".join(f"{k}={v}" for k, v in n["kwargs"].items())
+                       + (" (`maskrcnn_resnet_fpn`'s compact defaults otherwise)" if n["key"] == "maskrcnn" else "")
                        for n in plan["networks"])
     lines += [f"Networks (constructor arguments): {widths}.", ""]
     lines += [f"Every semantic network trained on `{plan['semantic_data']}` from scratch (no pre-trained weights) "
@@ -791,7 +792,7 @@ def write_report(report: dict, out_dir: str) -> str:
             measured = (f"mean IoU of {', '.join(plan['small_classes'])}: {_f(t['small_miou'])}")
         elif "instance" in r:
             i = r["instance"]
-            share = "n/a" if i.get("small_share") is None else f"{100 * i['small_share']:.0f}%"
+            share = "n/a" if i.get("small_share") is None else f"{100 * i['small_share']:.1f}%"
             measured = (f"mask AP-small {_f(i['mask_APs'])} (AP {_f(i['mask_AP'])}; {share} of the validation "
                         f"objects are small, under {SMALL_AREA} pixels)")
         else:
@@ -886,7 +887,7 @@ def _instance_recipe_text(results: dict) -> str:
     for r in results.values():
         if "instance" in r:
             s = r["instance"]["settings"]
-            return (f"{s['optimizer']} lr {s['lr']:g} ({s['lr_schedule']} over {s['epochs']} epochs), weight "
+            return (f"{s['optimizer']} lr {s['lr']:g} ({s['lr_schedule']} over {s['epochs']} epoch(s)), weight "
                     f"decay {s['weight_decay']:g}, {s['warmup_steps']} warm-up steps, {s['batch_size']} images "
                     f"per step, {'vertical and horizontal' if s['vflip'] else 'horizontal'} flips, validation every "
                     f"{s['val_every']} epoch(s) and at the end")
@@ -923,11 +924,12 @@ def write_figure(report: dict, out_dir: str) -> str:
         if "instance" in r:
             ax_inst.texts[0].set_visible(False)
             i = r["instance"]
-            names = ["mask AP", "AP-small", "merged mIoU", "merged fg IoU"]
+            names = ["mask AP", "AP-small", "merged\nmIoU", "merged\nforeground IoU"]
             values = [i["mask_AP"], i["mask_APs"], i["merged"]["miou"], i["merged"]["foreground_iou"]]
             ax_inst.bar(names, [0.0 if v is None or v != v else v for v in values], color=colour)
+            ax_inst.tick_params(axis="x", labelsize=8)
             macs = r.get("compute", {}).get("macs")
-            ax_inst.set_title(f"{x} on {report['plan']['instance_data'].split(':')[0]}"
+            ax_inst.set_title(f"{x} on {_data_name(report['plan']['instance_data'])}"
                               + (f" ({macs / 1e9:.1f} GMACs/image)" if macs else ""))
     h, w = report["plan"]["size"]
     ax_cost.set_xlim(0, 1.2 * max([1e-9] + [r["compute"]["macs"] / 1e9 for r in results.values()
