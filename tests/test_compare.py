@@ -123,9 +123,12 @@ def test_train_rejects_a_bad_budget_before_any_work(tmp_path, bad):
 # ------------------------------------------------------------------------------------------------ the script
 
 
-def test_quick_mode_writes_the_table_the_verdicts_and_the_figure(tmp_path):
-    out, runs = tmp_path / "docs", tmp_path / "runs"
-    assert compare.main(["--quick", "--no-memory", "--out", str(out), "--runs", str(runs)]) == 0
+def test_quick_mode_writes_the_table_the_verdicts_and_the_figure(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert compare.main(["--quick", "--no-memory"]) == 0
+    out = tmp_path / "runs" / "compare-quick"  # the default of --quick: never docs/
+    runs = out / "runs"
+    assert not (tmp_path / "docs").exists()
     page = (out / "comparison.md").read_text(encoding="utf-8")
     report = json.loads((runs / "comparison.json").read_text(encoding="utf-8"))
     labels = [n.label for n in compare.NETWORKS]
