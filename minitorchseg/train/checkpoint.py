@@ -15,7 +15,7 @@ from minitorchseg.random import default_generator
 from minitorchseg.serialization import CheckpointError, load
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "BEST_NAME", "build_model", "make_checkpoint", "read_checkpoint",
-           "check_checkpoint_model", "load_checkpoint", "load_weights"]
+           "check_checkpoint_model", "load_checkpoint", "load_weights", "restore_run"]
 
 CHECKPOINT_FORMAT = "minitorchseg-train-v1"
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -121,3 +121,17 @@ def load_weights(model, ckpt: dict, path) -> None:
             f"checkpoint {os.fspath(path)!r}: its weights do not fit the model it names "
             f"({ckpt['model']['name']!r}, {_kwargs_text(dict(ckpt['model']['kwargs']))}): {message}"
         ) from None
+
+
+def restore_run(ckpt: dict, path, model, optimizer, log=print) -> tuple[int, list[dict]]:
+    """Restore a run from ``ckpt`` (read from ``path``): weights, optimiser state and the global random generator.
+
+    Returns ``(epochs done, history)``; the loop then continues with the epoch
+    after them, so a run of ``a + b`` epochs equals one of ``a`` resumed for ``b``.
+    """
+    load_weights(model, ckpt, path)
+    optimizer.load_state_dict(ckpt["optimizer_state"])
+    default_generator().bit_generator.state = json.loads(ckpt["rng"])
+    done = int(ckpt["epoch"])
+    log(f"resuming from {os.fspath(path)} after epoch {done}")
+    return done, [dict(row) for row in ckpt.get("history", [])]

@@ -62,7 +62,7 @@ from minitorchseg.data.instance_transforms import (
 )
 from minitorchseg.data.instances import instance_palette
 from minitorchseg.metrics_instance import COCO_STAT_NAMES, coco_evaluate, nuclei_score
-from minitorchseg.random import default_generator, manual_seed
+from minitorchseg.random import manual_seed
 from minitorchseg.serialization import atomic_write, save
 from minitorchseg.tensor import Tensor
 
@@ -74,6 +74,7 @@ from .checkpoint import (
     load_weights,
     make_checkpoint,
     read_checkpoint,
+    restore_run,
 )
 from .config import TrainConfig, make_optimizer, scheduled_lr
 from .progress import progress_bar
@@ -435,12 +436,7 @@ def train_instance(model, train_data, val_data=None, *, epochs: int, out_dir, mo
     history: list[dict] = []
     start_epoch = 0
     if ckpt is not None:
-        load_weights(model, ckpt, checkpoint_path)
-        opt.load_state_dict(ckpt["optimizer_state"])
-        start_epoch = int(ckpt["epoch"])
-        history = [dict(row) for row in ckpt.get("history", [])]
-        default_generator().bit_generator.state = json.loads(ckpt["rng"])
-        log(f"resuming from {checkpoint_path} after epoch {start_epoch}")
+        start_epoch, history = restore_run(ckpt, checkpoint_path, model, opt, log)
         if start_epoch >= epochs:
             log(f"the checkpoint has already done {start_epoch} epoch(s) of {epochs}: nothing to train")
             return history

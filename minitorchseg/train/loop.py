@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -16,7 +15,7 @@ from minitorchseg.data.loader import DataLoader
 from minitorchseg.data.palettes import colorize
 from minitorchseg.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Resize
 from minitorchseg.metrics import ConfusionMatrix
-from minitorchseg.random import default_generator, manual_seed
+from minitorchseg.random import manual_seed
 from minitorchseg.serialization import save
 from minitorchseg.tensor import Tensor
 
@@ -24,9 +23,9 @@ from .checkpoint import (
     BEST_NAME,
     CHECKPOINT_NAME,
     check_checkpoint_model,
-    load_weights,
     make_checkpoint,
     read_checkpoint,
+    restore_run,
 )
 from .config import IMAGENET_MEAN, IMAGENET_STD, TrainConfig, make_optimizer, scheduled_lr
 from .progress import progress_bar
@@ -241,12 +240,7 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
     history: list[dict] = []
     start_epoch = 0
     if ckpt is not None:
-        load_weights(model, ckpt, checkpoint_path)
-        opt.load_state_dict(ckpt["optimizer_state"])
-        start_epoch = int(ckpt["epoch"])
-        history = [dict(row) for row in ckpt.get("history", [])]
-        default_generator().bit_generator.state = json.loads(ckpt["rng"])
-        log(f"resuming from {checkpoint_path} after epoch {start_epoch}")
+        start_epoch, history = restore_run(ckpt, checkpoint_path, model, opt, log)
         if start_epoch >= epochs:
             log(f"the checkpoint has already done {start_epoch} epoch(s) of {epochs}: nothing to train")
             return history
