@@ -198,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/kmeans", help="output folder (default runs/kmeans)")
 
     p = sub.add_parser("demo", help="train a small U-Net on synthetic shapes; figure, metrics and checkpoint")
-    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default runs/demo, runs/demo-instance; with --quick runs/demo-quick, "
+                        "runs/demo-instance-quick)")
     p.add_argument("--quick", action="store_true", help="a tiny run (seconds) that exercises every step")
     p.add_argument("--task", choices=("semantic", "instance"), default="semantic",
                    help="semantic: U-Net (default); instance: Mask R-CNN, COCO mask AP")
@@ -479,6 +481,9 @@ def demo_figure(path, images, truths, predictions, palette, class_names) -> None
 
 
 def cmd_demo(args) -> int:
+    if args.out is None:  # each demo its own folder, so a quick run never replaces a full run's checkpoint
+        args.out = os.path.join("runs", "demo" + ("-instance" if args.task == "instance" else "")
+                                + ("-quick" if args.quick else ""))
     if args.task == "instance":
         from minitorchseg.cli_instance import cmd_demo_instance
 

@@ -124,6 +124,11 @@ def load(path: str | os.PathLike) -> Any:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no checkpoint at {path!r}")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive; np.load would report other files as pickles
+        raise CheckpointError(f"load: {path!r} is not a minitorchseg checkpoint (not a NumPy .npz archive: another "
+                              "kind of file, or one corrupt or truncated at its start)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             if not hasattr(archive, "files") or _STRUCTURE not in archive.files:

@@ -100,9 +100,15 @@ def load_checkpoint(path, device: str = "cpu", model_name: str | None = None):
 
     Errors: a missing file (FileNotFoundError), a corrupt or foreign file
     (:class:`~minitorchseg.serialization.CheckpointError`), a checkpoint of another
-    model than ``model_name`` or whose weights do not fit the model it names (ValueError).
+    model than ``model_name``, of an instance segmentation model, or whose weights
+    do not fit the model it names (ValueError).
     """
     ckpt = read_checkpoint(path)
+    if ckpt.get("task", "semantic") != "semantic":
+        raise ValueError(
+            f"checkpoint {os.fspath(path)!r} holds an instance segmentation model ({ckpt['model']['name']!r}); "
+            "load it with minitorchseg.train.instance.load_instance_checkpoint"
+        )
     check_checkpoint_model(ckpt, path, model_name)
     name, kwargs = ckpt["model"]["name"], dict(ckpt["model"]["kwargs"])
     model = build_model(name, kwargs)
