@@ -244,18 +244,41 @@ def _check_model_name(name: str) -> None:
         raise CommandError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
 
 
+def fresh_settings(args, defaults: dict) -> dict:
+    """A new run's settings: each of ``defaults``' keys from the command line where given, else the default."""
+    if args.model is None or args.data is None:
+        raise CommandError("train needs --model and --data (or --resume to continue a run)")
+    settings = {key: (value if getattr(args, key, None) is None else getattr(args, key))
+                for key, value in defaults.items()}
+    settings.update(model=args.model, data=args.data, model_args=args.model_arg or [])
+    return settings
+
+
+def resumed_settings(args, ckpt: dict, path, saved: dict, keys, changeable: str) -> dict:
+    """A resumed run's settings: the checkpoint's values ``saved`` of ``keys`` (each flag given on the command line
+    must agree with it), ``epochs`` and the model's arguments (``--model-arg`` must agree too)."""
+    for key in keys:
+        value = args.model if key == "model" else args.data if key == "data" else getattr(args, key, None)
+        ours = tuple(value) if isinstance(value, (list, tuple)) else value
+        theirs = saved.get(key)
+        theirs = tuple(theirs) if isinstance(theirs, (list, tuple)) else theirs
+        if value is not None and ours != theirs:
+            raise CommandError(f"--{key.replace('_', '-')} {value!r} differs from the checkpoint's {theirs!r}; a "
+                               f"resumed run keeps its settings (only {changeable} may change)")
+    settings = {key: saved.get(key) for key in keys}
+    settings["epochs"] = saved.get("epochs")
+    settings["model_kwargs"] = dict(ckpt["model"]["kwargs"])
+    if args.model_arg is not None:
+        asked = _model_kwargs(args.model_arg, settings["model_kwargs"]["num_classes"])
+        check_checkpoint_model(ckpt, path, None, asked)
+    return settings
+
+
 def _resolve_train_settings(args) -> dict:
     """The settings of a run: the command line's, or on --resume the checkpoint's (explicit values must agree)."""
-    defaults = {key: value for key, value in vars(TrainConfig()).items() if key != "epochs"}
-    defaults["class_weights"] = "none"
-    given = {key: getattr(args, key) for key in defaults}
-    given.update(model=args.model, data=args.data)
     if not args.resume:
-        if args.model is None or args.data is None:
-            raise CommandError("train needs --model and --data (or --resume to continue a run)")
-        settings = {key: (defaults[key] if given[key] is None else given[key]) for key in defaults}
-        settings.update(model=args.model, data=args.data, model_args=args.model_arg or [])
-        return settings
+        defaults = {key: value for key, value in vars(TrainConfig()).items() if key != "epochs"}
+        return fresh_settings(args, {**defaults, "class_weights": "none"})
     if args.out is None:
         raise CommandError("train --resume needs --out, the folder holding checkpoint.npz")
     path = os.path.join(args.out, CHECKPOINT_NAME)
@@ -265,23 +288,7 @@ def _resolve_train_settings(args) -> dict:
     saved["resize"] = saved.get("resize")
     saved["class_weights"] = saved.get("class_weights_mode", "none")
     saved["model"] = ckpt["model"]["name"]
-    for key in _RESUMABLE:
-        value = given.get(key)
-        ours = tuple(value) if isinstance(value, (list, tuple)) else value
-        theirs = saved.get(key)
-        theirs = tuple(theirs) if isinstance(theirs, (list, tuple)) else theirs
-        if value is not None and ours != theirs:
-            flag = "--" + key.replace("_", "-")
-            raise CommandError(
-                f"{flag} {value!r} differs from the checkpoint's {theirs!r}; a resumed run keeps its settings "
-                f"(only --epochs, --device and --eval-batch-size may change)"
-            )
-    settings = {key: saved.get(key) for key in _RESUMABLE}
-    settings["epochs"] = saved.get("epochs")
-    settings["model_kwargs"] = dict(ckpt["model"]["kwargs"])
-    if args.model_arg is not None:
-        asked = _model_kwargs(args.model_arg, settings["model_kwargs"]["num_classes"])
-        check_checkpoint_model(ckpt, path, None, asked)
+    settings = resumed_settings(args, ckpt, path, saved, _RESUMABLE, "--epochs, --device and --eval-batch-size")
     settings["done"] = int(ckpt["epoch"])
     return settings
 

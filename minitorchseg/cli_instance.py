@@ -100,15 +100,11 @@ def _resolve(args) -> dict:
     checkpoint's (explicit values must agree)."""
     if getattr(args, "class_weights", None) not in (None, "none"):
         raise _error("--class-weights is for semantic models; Mask R-CNN's losses take no class weights")
-    defaults = {k: v for k, v in vars(InstanceTrainConfig()).items() if k not in ("epochs", "warmup_factor")}
-    given = {key: getattr(args, key, None) for key in defaults}
-    given.update(model=args.model, data=args.data)
+    from minitorchseg.cli import fresh_settings, resumed_settings
+
     if not args.resume:
-        if args.model is None or args.data is None:
-            raise _error("train needs --model and --data (or --resume to continue a run)")
-        settings = {key: (defaults[key] if given[key] is None else given[key]) for key in defaults}
-        settings.update(model=args.model, data=args.data, model_args=args.model_arg or [])
-        return settings
+        skipped = ("epochs", "warmup_factor")
+        return fresh_settings(args, {k: v for k, v in vars(InstanceTrainConfig()).items() if k not in skipped})
     if args.out is None:
         raise _error("train --resume needs --out, the folder holding checkpoint.npz")
     path = _checkpoint_path(args)
@@ -118,23 +114,7 @@ def _resolve(args) -> dict:
     check_checkpoint_model(ckpt, path, args.model)
     saved = dict(ckpt["config"])
     saved["model"] = ckpt["model"]["name"]
-    for key in _RESUMABLE:
-        value = given.get(key)
-        ours = tuple(value) if isinstance(value, (list, tuple)) else value
-        theirs = saved.get(key)
-        theirs = tuple(theirs) if isinstance(theirs, (list, tuple)) else theirs
-        if value is not None and ours != theirs:
-            raise _error(f"--{key.replace('_', '-')} {value!r} differs from the checkpoint's {theirs!r}; a resumed "
-                         f"run keeps its settings (only --epochs and --device may change)")
-    settings = {key: saved.get(key) for key in _RESUMABLE}
-    settings["epochs"] = saved.get("epochs")
-    settings["model_kwargs"] = dict(ckpt["model"]["kwargs"])
-    if args.model_arg is not None:
-        from minitorchseg.cli import _model_kwargs
-
-        asked = _model_kwargs(args.model_arg, settings["model_kwargs"]["num_classes"])
-        check_checkpoint_model(ckpt, path, None, asked)
-    return settings
+    return resumed_settings(args, ckpt, path, saved, _RESUMABLE, "--epochs and --device")
 
 
 def cmd_train_instance(args) -> int:
