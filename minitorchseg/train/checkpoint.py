@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from minitorchseg.random import default_generator
+from minitorchseg.random import default_generator, manual_seed
 from minitorchseg.serialization import CheckpointError, load
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_NAME", "BEST_NAME", "build_model", "make_checkpoint", "read_checkpoint",
@@ -129,12 +129,16 @@ def load_weights(model, ckpt: dict, path) -> None:
         ) from None
 
 
-def restore_run(ckpt: dict, path, model, optimizer, log=print) -> tuple[int, list[dict]]:
-    """Restore a run from ``ckpt`` (read from ``path``): weights, optimiser state and the global random generator.
+def restore_run(ckpt: dict | None, path, model, optimizer, log=print, seed: int = 0) -> tuple[int, list[dict]]:
+    """Start a run: a new one seeds the global generator with ``seed``; a resumed one (``ckpt`` read from ``path``)
+    restores the weights, the optimiser state and the global generator.
 
-    Returns ``(epochs done, history)``; the loop then continues with the epoch
-    after them, so a run of ``a + b`` epochs equals one of ``a`` resumed for ``b``.
+    Returns ``(epochs done, history)``; the loop continues with the epoch after
+    them, so a run of ``a + b`` epochs equals one of ``a`` resumed for ``b``.
     """
+    if ckpt is None:
+        manual_seed(seed)
+        return 0, []
     load_weights(model, ckpt, path)
     optimizer.load_state_dict(ckpt["optimizer_state"])
     default_generator().bit_generator.state = json.loads(ckpt["rng"])

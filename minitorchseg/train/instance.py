@@ -62,7 +62,6 @@ from minitorchseg.data.instance_transforms import (
 )
 from minitorchseg.data.instances import instance_palette
 from minitorchseg.metrics_instance import COCO_STAT_NAMES, coco_evaluate, nuclei_score
-from minitorchseg.random import manual_seed
 from minitorchseg.serialization import atomic_write, save
 from minitorchseg.tensor import Tensor
 
@@ -433,15 +432,10 @@ def train_instance(model, train_data, val_data=None, *, epochs: int, out_dir, mo
     config = {"task": INSTANCE_TASK, "model": model_name, "model_kwargs": dict(model_kwargs), "data": data_spec,
               **settings.as_dict(), "device": device, **(extra_config or {})}
     data_info = _data_info(train_data, data_spec)
-    history: list[dict] = []
-    start_epoch = 0
-    if ckpt is not None:
-        start_epoch, history = restore_run(ckpt, checkpoint_path, model, opt, log)
-        if start_epoch >= epochs:
-            log(f"the checkpoint has already done {start_epoch} epoch(s) of {epochs}: nothing to train")
-            return history
-    else:
-        manual_seed(seed)
+    start_epoch, history = restore_run(ckpt, checkpoint_path, model, opt, log, seed=seed)
+    if start_epoch >= epochs:
+        log(f"the checkpoint has already done {start_epoch} epoch(s) of {epochs}: nothing to train")
+        return history
     os.makedirs(out_dir, exist_ok=True)
 
     transform = instance_transform(resize, crop, flip, vflip, color_jitter)

@@ -15,7 +15,6 @@ from minitorchseg.data.loader import DataLoader
 from minitorchseg.data.palettes import colorize
 from minitorchseg.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Resize
 from minitorchseg.metrics import ConfusionMatrix
-from minitorchseg.random import manual_seed
 from minitorchseg.serialization import save
 from minitorchseg.tensor import Tensor
 
@@ -237,15 +236,10 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
     config = {"model": model_name, "model_kwargs": dict(model_kwargs), "data": data_spec, **settings.as_dict(),
               "class_weights": class_weights, "device": device, **(extra_config or {})}
     data_info = _data_info(train_data, mean, std, resize, data_spec)
-    history: list[dict] = []
-    start_epoch = 0
-    if ckpt is not None:
-        start_epoch, history = restore_run(ckpt, checkpoint_path, model, opt, log)
-        if start_epoch >= epochs:
-            log(f"the checkpoint has already done {start_epoch} epoch(s) of {epochs}: nothing to train")
-            return history
-    else:
-        manual_seed(seed)
+    start_epoch, history = restore_run(ckpt, checkpoint_path, model, opt, log, seed=seed)
+    if start_epoch >= epochs:
+        log(f"the checkpoint has already done {start_epoch} epoch(s) of {epochs}: nothing to train")
+        return history
     os.makedirs(out_dir, exist_ok=True)
 
     loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, drop_last=len(train_data) > batch_size,
