@@ -75,7 +75,7 @@ from benchmarks.common import Case, run_case
 __all__ = ["Network", "Plan", "NETWORKS", "CLAIMS", "LEVELS", "MARGINS", "SHORT_BUDGET_SECONDS", "full_plan",
            "quick_plan", "measure_semantic_compute", "measure_instance_compute", "measure_memory", "train_semantic",
            "train_maskrcnn", "merged_semantic_metrics", "verdict", "claim_verdicts", "write_report", "write_figure",
-           "run_comparison", "main"]
+           "pick_image", "trained_predictions", "write_predictions_figure", "run_comparison", "main"]
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CAMVID = os.path.join(os.path.dirname(_ROOT), "shared", "data", "camvid")
@@ -876,6 +876,20 @@ def write_report(report: dict, out_dir: str) -> str:
         if results[x].get("skipped"):
             lines += [f"{x}: {results[x]['skipped']}", ""]
     lines += ["![accuracy against compute, and mIoU against minutes](figures/comparison.png)", ""]
+    shown = report.get("predictions", {})
+    if shown.get("stats"):
+        found = "; ".join(f"{x} {100 * v['small_recall']:.0f}% (image mIoU {_f(v['miou'])})"
+                          for x, v in shown["stats"].items())
+        lines += ["## The trained networks on one validation image", "",
+                  f"Validation image {shown['index']}, the one where the small classes "
+                  f"({', '.join(plan['small_classes'])}) show best (most of them present, then most of their "
+                  "pixels), predicted by each network at the end of its budget; the true small-class regions are "
+                  "outlined in white on every panel. Share of those pixels each network labels correctly: "
+                  f"{found}. What to look at: the skips of U-Net (features concatenated at every level) and FCN-8s "
+                  "(scores summed from pool3 and pool4) and SegNet's pooling indices (each value put back where its "
+                  "maximum was) are three ways to bring back the detail that pooling took away; small and thin "
+                  "objects are where they differ.", "",
+                  "![predictions of every network on one validation image](figures/comparison_predictions.png)", ""]
     path = os.path.join(out_dir, "comparison.md")
     os.makedirs(out_dir, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
@@ -958,6 +972,88 @@ def write_figure(report: dict, out_dir: str) -> str:
     return path
 
 
+def pick_image(data, small_classes) -> int:
+    """The validation item that shows the small classes best: the most of them present, then the most of their
+    pixels (ties: the first)."""
+    ids = [list(data.class_names).index(name) for name in small_classes]
+    best, best_key = 0, (-1, -1)
+    for i in range(len(data)):
+        mask = np.asarray(data[i][1])
+        counts = [int(np.count_nonzero(mask == c)) for c in ids]
+        key = (sum(n > 0 for n in counts), sum(counts))
+        if key > best_key:
+            best, best_key = i, key
+    return best
+
+
+def trained_predictions(plan: Plan, runs_dir: str, data) -> dict:
+    """Every trained semantic network's label map for one validation image (:func:`pick_image`), from the runs'
+    final checkpoints: ``{"index", "image", "truth", "labels": {label: (H, W) int64}, "stats": {label: {"miou",
+    "small_recall"}}}``. ``small_recall``: the share of the image's small-class pixels predicted as their class."""
+    from minitorchseg.metrics import ConfusionMatrix
+    from minitorchseg.train import load_checkpoint, predict
+
+    index = pick_image(data, plan.small_classes)
+    image, truth = data[index]
+    truth = np.asarray(truth)
+    ids = [list(data.class_names).index(name) for name in plan.small_classes]
+    small = np.isin(truth, ids)
+    out = {"index": index, "image": image, "truth": truth, "labels": {}, "stats": {}}
+    for net in plan.networks:
+        path = os.path.join(runs_dir, net.key, "checkpoint.npz")
+        if net.instance or not os.path.exists(path):
+            continue
+        model, ckpt = load_checkpoint(path)
+        labels = predict(model, image, mean=ckpt["data"]["mean"], std=ckpt["data"]["std"])
+        matrix = ConfusionMatrix(data.num_classes, data.ignore_index)
+        matrix.update(labels, truth)
+        hit = int(np.count_nonzero(labels[small] == truth[small]))
+        out["labels"][net.label] = labels
+        out["stats"][net.label] = {"miou": matrix.compute()["miou"],
+                                   "small_recall": hit / max(int(np.count_nonzero(small)), 1)}
+    return out
+
+
+def write_predictions_figure(predictions: dict, data, small_classes, out_dir: str) -> str:
+    """``out_dir/figures/comparison_predictions.png``: the image, its truth and each network's prediction side by
+    side, the true small-class regions outlined in white on every panel, the palette as a legend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    from minitorchseg.data import colorize
+
+    ids = [list(data.class_names).index(name) for name in small_classes]
+    small = np.isin(predictions["truth"], ids).astype(float)
+    panels = [("image", predictions["image"]),
+              ("truth", colorize(predictions["truth"], data.palette, data.ignore_index))]
+    for label, labels in predictions["labels"].items():
+        s = predictions["stats"][label]
+        panels.append((f"{label}: image mIoU {s['miou']:.2f}\nsmall-class pixels found {100 * s['small_recall']:.0f}%",
+                       colorize(labels, data.palette)))
+    cols = 3
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(4.2 * cols, 3.9 * rows + 0.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (title, picture) in zip(axes, panels):
+        ax.imshow(picture, interpolation="nearest")
+        if small.any():
+            ax.contour(small, levels=[0.5], colors="white", linewidths=0.8)
+        ax.set_title(title, fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    handles = [Patch(color=np.asarray(c) / 255.0, label=n) for n, c in zip(data.class_names, data.palette)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 11), fontsize=8, frameon=False)
+    fig.suptitle(f"validation image {predictions['index']}: white outlines = true {', '.join(small_classes)}",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    path = os.path.join(out_dir, "figures", "comparison_predictions.png")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------ the run
 
 
@@ -998,6 +1094,8 @@ def run_comparison(plan: Plan, out_dir: str, runs_dir: str, command: str, log=pr
             log(f"{net.label}: peak memory (a child process per library)")
             r["memory"] = measure_memory(net, plan, num_classes, ignore, class_weights)
     verdicts = claim_verdicts(results, plan.networks, plan.semantic_data, plan.instance_data)
+    log("predictions on one validation image")
+    predictions = trained_predictions(plan, runs_dir, val_set)
     load_after = os.getloadavg()[0]
     idle = load_before < 0.5
     report = {
@@ -1010,6 +1108,7 @@ def run_comparison(plan: Plan, out_dir: str, runs_dir: str, command: str, log=pr
         "plan": {**{k: v for k, v in vars(plan).items() if k != "networks"},
                  "networks": [{**vars(n)} for n in plan.networks]},
         "results": results, "verdicts": verdicts,
+        "predictions": {"index": predictions["index"], "stats": predictions["stats"]},
     }
     from minitorchseg.train.reporting import json_value
 
@@ -1019,6 +1118,8 @@ def run_comparison(plan: Plan, out_dir: str, runs_dir: str, command: str, log=pr
         json.dump(report, fh, indent=2)
     write_report(report, out_dir)
     write_figure(report, out_dir)
+    if predictions["labels"]:
+        write_predictions_figure(predictions, val_set, plan.small_classes, out_dir)
     return report
 
 

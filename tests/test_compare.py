@@ -165,6 +165,35 @@ def test_quick_mode_writes_the_table_the_verdicts_and_the_figure(tmp_path, monke
             assert f"val mIoU {compare._f(training['miou'])}" in page
     png = (out / "figures" / "comparison.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # Every trained semantic network's prediction on one validation image, and the share of small-class pixels found.
+    shown = report["predictions"]
+    assert set(shown["stats"]) == {n.label for n in compare.NETWORKS if not n.instance}
+    assert all(0.0 <= v["small_recall"] <= 1.0 for v in shown["stats"].values())
+    assert f"Validation image {shown['index']}" in page and "figures/comparison_predictions.png" in page
+    assert (out / "figures" / "comparison_predictions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pick_image_prefers_more_small_classes_then_more_of_their_pixels():
+    class Data:
+        class_names = ("background", "pole", "sign")
+
+        def __init__(self, masks):
+            self.masks = masks
+
+        def __len__(self):
+            return len(self.masks)
+
+        def __getitem__(self, i):
+            return None, self.masks[i]
+
+    def mask(pole, sign):
+        m = np.zeros(100, np.int64)
+        m[:pole] = 1
+        m[pole:pole + sign] = 2
+        return m.reshape(10, 10)
+
+    data = Data([mask(50, 0), mask(2, 3), mask(4, 3), mask(1, 6)])
+    assert compare.pick_image(data, ("pole", "sign")) == 2  # both classes in 1, 2, 3; then 7 pixels in 2 and 3
 
 
 def test_peak_memory_is_measured_in_a_child_process_per_library():
