@@ -12,6 +12,7 @@ from .conv import (
     conv_transpose2d_backward_weight,
     conv_transpose2d_forward,
 )
+from .cross_entropy import cross_entropy_backward, cross_entropy_forward
 from .interpolate import (
     upsample_bilinear2d_backward,
     upsample_bilinear2d_forward,
@@ -27,6 +28,8 @@ from .roi_pool import roi_pool_backward, roi_pool_forward
 __all__ = [
     "batch_norm_forward",
     "batch_norm_backward",
+    "cross_entropy_forward",
+    "cross_entropy_backward",
     "conv2d_forward",
     "conv2d_backward_input",
     "conv2d_backward_weight",

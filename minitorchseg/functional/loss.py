@@ -34,28 +34,25 @@ class CrossEntropy(Function):
     (``aten/src/ATen/native/LossNLL.cpp``), so one all-ignored batch cannot
     turn the weights into NaN. Non-ignored targets whose weights sum to 0 give
     0/0 = NaN in those rows, as torch. No floating-point warnings are raised.
+
+    The per-pixel work is one kernel each way (``kernels.*.cross_entropy_forward``
+    and ``_backward``), on the (N, C, d1, ...) layout as it is (no transpose to
+    rows): the forward keeps the softmax, the per-pixel weights ``w[t_i]`` (0 where
+    ignored) and nothing else; the reduction over pixels is done here, in float64.
     """
 
     @staticmethod
     def forward(ctx, x, target, weight, ignore_index, reduction, log_probs_given):
         xp = ctx.xp
-        logp = x if log_probs_given else x - x.max(axis=1, keepdims=True)
-        if not log_probs_given:
-            logp = logp - xp.log(xp.exp(logp).sum(axis=1, keepdims=True))
-        valid = target != ignore_index
-        safe = xp.where(valid, target, 0)
-        picked = xp.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
-        w = weight[safe] if weight is not None else xp.ones(safe.shape, dtype=x.dtype)
-        w = w * valid
-        losses = -w * picked
-        ctx.save_for_backward(logp, safe, w, valid)
-        ctx.reduction, ctx.log_probs_given = reduction, log_probs_given
+        losses, w, probs = ctx.kernels.cross_entropy_forward(x, target, weight, ignore_index, log_probs_given)
+        ctx.save_for_backward(x if log_probs_given else probs, target, w)
+        ctx.reduction, ctx.ignore_index, ctx.log_probs_given = reduction, ignore_index, log_probs_given
         if reduction == "none":
-            return losses.astype(x.dtype, copy=False)
-        total = losses.sum()
+            return losses.reshape(target.shape)
+        total = losses.sum(dtype=xp.float64)
         if reduction == "sum":
             return xp.asarray(total, dtype=x.dtype)
-        ctx.denominator = w.sum()
+        ctx.denominator = w.sum(dtype=xp.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = total / ctx.denominator
         return xp.asarray(mean, dtype=x.dtype)
@@ -63,23 +60,17 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, grad):
         xp = ctx.xp
-        logp, safe, w, valid = ctx.saved_arrays
+        probs, target, w = ctx.saved_arrays
         if ctx.reduction == "none":
-            scale = grad * w
+            scale = grad.reshape(w.shape) * w
         elif ctx.reduction == "sum":
             scale = grad * w
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
-                scale = xp.where(valid, grad * w / ctx.denominator, 0)
-        scale = scale[:, None]
-        if ctx.log_probs_given:
-            gx = xp.zeros_like(logp)
-        else:
-            gx = xp.exp(logp) * scale
-        onehot_scale = xp.zeros_like(logp)
-        xp.put_along_axis(onehot_scale, safe[:, None], scale, axis=1)
-        gx = gx - onehot_scale
-        return gx.astype(logp.dtype, copy=False), None, None, None, None, None
+                scale = grad * (w / ctx.denominator)
+        scale = xp.asarray(scale, dtype=probs.dtype)
+        gx = ctx.kernels.cross_entropy_backward(scale, probs, target, ctx.ignore_index, ctx.log_probs_given)
+        return gx, None, None, None, None, None
 
 
 def _validate_classification(name, input, target, weight, ignore_index):
@@ -107,24 +98,11 @@ def _validate_classification(name, input, target, weight, ignore_index):
         )
 
 
-def _to_rows(input: Tensor, target: Tensor):
-    """(N, C, d1, ...) → (N·d1·..., C) rows; targets flattened to match."""
-    if input.ndim == 2:
-        return input, target.data
-    perm = (0,) + tuple(range(2, input.ndim)) + (1,)
-    rows = input.permute(perm).reshape(-1, input.shape[1])
-    return rows, target.data.reshape(-1)
-
-
 def _loss(name, input, target, weight, ignore_index, reduction, log_probs_given):
     _check_reduction(name, reduction)
     _validate_classification(name, input, target, weight, ignore_index)
-    rows, t = _to_rows(input, target)
     w = weight.data.astype(input.dtype) if weight is not None else None
-    out = CrossEntropy.apply(rows, t, w, ignore_index, reduction, log_probs_given)
-    if reduction == "none":
-        out = out.reshape(target.shape)
-    return out
+    return CrossEntropy.apply(input, target.data, w, ignore_index, reduction, log_probs_given)
 
 
 def cross_entropy(

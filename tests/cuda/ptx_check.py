@@ -63,6 +63,10 @@ def _signatures():
             (CUDA + "batch_norm", "_normalize_kernel", (arr(T, 3),) + (arr(T, 1),) * 3 + (arr(T, 3),)),
             (CUDA + "batch_norm", "_input_grad_kernel",
              (arr(T, 3), arr(T, 3)) + (arr(T, 1),) * 4 + (arr(T, 3),)),
+            (CUDA + "cross_entropy", "_cross_entropy_forward_kernel",
+             (arr(T, 3), arr(i64, 2), arr(T, 1), i64, boolean, arr(T, 2), arr(T, 2), arr(T, 3))),
+            (CUDA + "cross_entropy", "_cross_entropy_backward_kernel",
+             (arr(T, 2), arr(T, 3), arr(i64, 2), i64, boolean, arr(T, 3))),
         ]
     out += [
         (CUDA + "pool", "_claim_kernel", (arr(i64, 2), arr(i64, 2))),
