@@ -46,3 +46,15 @@ def test_each_demo_writes_its_own_folder(argv, folder, monkeypatch):
     except TypeError:
         seen.append(args.out)
     assert seen == [folder]
+
+
+def test_a_crop_larger_than_the_images_is_an_error_before_the_run_folder_is_made(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--model", "unet", "--model-arg", "base_channels=2", "--model-arg", "depth=1", "--data",
+            "shapes:size=16,train=2,val=1", "--crop", "24,16", "--epochs", "1", "--quiet", "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "crop (h, w) = (24, 16) is larger than the training images (16x16" in err
+    assert "pad_if_needed" not in err  # a Python argument, not a command-line option
+    assert not out.exists()
+    assert main(argv[:argv.index("--crop")] + ["--crop", "16,8"] + argv[argv.index("--epochs"):]) == 0

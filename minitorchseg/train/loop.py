@@ -152,6 +152,21 @@ def _train_transform(crop, flip: bool, ignore_index, mean, std, resize):
     return Compose(steps)
 
 
+def _check_crop_fits(crop, resize, ignore_index, train_data) -> None:
+    """ValueError, before any file is written, when random crops cannot be cut from the first training image.
+
+    Crops larger than an image are padded with the ignore label when the data set has one; without one they
+    cannot be, so a crop larger than the (resized) first image fails here rather than in the first batch.
+    """
+    if crop is None or ignore_index is not None:
+        return
+    size = tuple(resize) if resize is not None else tuple(np.asarray(train_data[0][0]).shape[:2])
+    if crop[0] > size[0] or crop[1] > size[1]:
+        raise ValueError(f"train: crop (h, w) = {tuple(crop)} is larger than the training images ({size[0]}x{size[1]}"
+                         f"{' after resize' if resize is not None else ', the first one'}), and this data set has no "
+                         f"ignore label to pad them with; give a crop no larger than the images")
+
+
 def _labelled_weight(masks: np.ndarray, ignore, class_weights) -> float:
     """The mean-loss denominator of a batch: its labelled pixels (not ``ignore``), each with its class weight."""
     labelled = masks != ignore if ignore is not None else np.ones(masks.shape, dtype=bool)
@@ -221,6 +236,7 @@ def train(model, train_data, val_data=None, *, epochs: int, out_dir, model_name:
     if len(train_data) == 0:
         raise ValueError("train: the training set is empty")
     num_classes, ignore = train_data.num_classes, train_data.ignore_index
+    _check_crop_fits(crop, resize, ignore, train_data)
     if class_weights is not None:
         class_weights = np.asarray(class_weights, dtype=np.float64)
         if class_weights.shape != (num_classes,):
