@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Sequence
 
@@ -944,6 +945,19 @@ def export_checkpoint(path: str | os.PathLike, out_path: str | os.PathLike) -> d
     return obj
 
 
+def _torch_load_error(where: str, exc: Exception) -> str:
+    """One line saying why ``torch.load(weights_only=True)`` refused ``where``: a pickled object it will not
+    run (a whole ``nn.Module`` saved with ``torch.save(model)``), or the first line of torch's message."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"import: {where!r} holds a pickled Python object ({found.group(1)}), which torch.load with "
+                f"weights_only=True will not run; save tensors, not modules: the dict `minitorchseg export` "
+                f"writes, {{'model': {{'name': ..., 'kwargs': ...}}, 'state_dict': model.state_dict(), ...}}")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"import: {where!r} cannot be read by torch.load ({type(exc).__name__}: {first})"
+
+
 def import_checkpoint(path: str | os.PathLike, out_path: str | os.PathLike) -> dict:
     """Read the PyTorch checkpoint ``path`` and write the training checkpoint ``out_path`` (``.npz``).
 
@@ -958,7 +972,7 @@ def import_checkpoint(path: str | os.PathLike, out_path: str | os.PathLike) -> d
     try:
         obj = torch.load(where, map_location="cpu", weights_only=True)
     except Exception as exc:   # torch raises pickle, zip and runtime errors alike for an unreadable file
-        raise CheckpointError(f"import: {where!r} cannot be read by torch.load ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(_torch_load_error(where, exc)) from exc
     ckpt = checkpoint_from_torch(obj, f"PyTorch checkpoint {where!r}")
     save(ckpt, out_path)
     return ckpt

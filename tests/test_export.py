@@ -554,7 +554,11 @@ def test_cli_export_and_import_errors(tmp_path, capsys, monkeypatch):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     status, _, err = _cli(["import", tmp_path / "junk.pt", tmp_path / "j.npz"], capsys)
     assert status == 1 and "cannot be read by torch.load" in err
-    assert not any((tmp_path / name).exists() for name in ("f.pt", "b.pt", "m.npz", "o.npz", "j.npz"))
+    torch.save(torch.nn.Conv2d(1, 1, 1), tmp_path / "module.pt")   # a whole module, pickled
+    status, _, err = _cli(["import", tmp_path / "module.pt", tmp_path / "p.npz"], capsys)
+    assert status == 1 and "holds a pickled Python object (torch.nn.modules.conv.Conv2d)" in err
+    assert "\x1b[" not in err and len(err.strip().splitlines()) == 1   # one line, no terminal colour codes
+    assert not any((tmp_path / name).exists() for name in ("f.pt", "b.pt", "m.npz", "o.npz", "j.npz", "p.npz"))
     monkeypatch.setitem(sys.modules, "torch", None)   # as if PyTorch were not installed
     monkeypatch.delitem(sys.modules, "minitorchseg.export")
     monkeypatch.delattr(mts, "export")
