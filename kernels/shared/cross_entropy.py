@@ -12,7 +12,10 @@ with ``s`` the upstream gradient of ``loss[n, i]`` times ``w[t]`` (and over the
 mean's denominator). Ignored pixels (``t = ignore_index``) get loss and weight 0
 and an exactly zero gradient. ``log_probs_given`` (``nll_loss``): ``x`` already
 holds log-probabilities, so ``lse = 0`` and ``p`` is neither computed nor used
-(``dx = −s·[c = t]``). Sums and exponentials are float64 whatever the data type.
+(``dx = −s·[c = t]``). Exponentials are taken in the data type (float32's ``exp`` for
+float32 logits, within an ulp, and about twice as fast as float64's), their sums
+and everything after them in float64; stored values are rounded once, to the
+output's dtype.
 """
 
 from __future__ import annotations
@@ -27,28 +30,28 @@ def pixel_forward(x, target, weight, ignore_index, log_probs_given, n, i, losses
 
     ::
 
-        m = max_c x[n, c, i]
-        e_c = exp(x[n, c, i] − m),  probs[n, c, i] = e_c;   s = Σ_c e_c        (float64)
+        m = max_c x[n, c, i]                                                   (in T, the data type)
+        e_c = exp(x[n, c, i] − m)  (in T),  probs[n, c, i] = e_c;   s = Σ_c e_c  (float64)
         probs[n, c, i] = e_c / s;   lse = m + log s                          (lse = 0 if log_probs_given)
         t = target[n, i]:  t = ignore_index → loss 0, weight 0
                            otherwise  w = weight[t];  loss = −w·(x[n, t, i] − lse)
     """
     lse = 0.0
     if not log_probs_given:
-        m = x[n, 0, i] * 1.0
+        m = x[n, 0, i]
         for c in range(1, x.shape[1]):
-            v = x[n, c, i] * 1.0
+            v = x[n, c, i]
             if v > m:
                 m = v
         s = 0.0
         for c in range(x.shape[1]):
             e = math.exp(x[n, c, i] - m)
             probs[n, c, i] = e
-            s += e
+            s += e * 1.0
         inv = 1.0 / s
         for c in range(x.shape[1]):
             probs[n, c, i] = probs[n, c, i] * inv
-        lse = m + math.log(s)
+        lse = m * 1.0 + math.log(s)
     t = target[n, i]
     if t == ignore_index:
         losses[n, i] = 0.0
