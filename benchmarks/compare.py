@@ -758,7 +758,8 @@ def write_report(report: dict, out_dir: str) -> str:
               f"{budget} of training steps (validation not counted); metrics on the validation split "
               f"at the end of the budget. "
               + (f"Mask R-CNN: `{plan['instance_data']}` with the README's DSB2018 recipe "
-                 f"({_instance_recipe_text(results)}), for the same budget of training steps. "
+                 f"({_instance_recipe_text(results)}), for at most the same budget of training steps (its "
+                 f"schedule has a fixed number of epochs, and ends sooner when they fit). "
                  if plan["instance_data"] else "Mask R-CNN: not run (no instance data set). ")
               + "Compute: ours (minitorchseg) and torch's same network with the same weights.", ""]
     head = "| | " + " | ".join(labels) + " |"
