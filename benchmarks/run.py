@@ -30,7 +30,7 @@ MODULES: dict[str, str] = {
     "max_unpool2d": "benchmarks.bench_pool",
     "interpolate": "benchmarks.bench_interpolate",
     "batch_norm": "benchmarks.bench_norm",
-    "cross_entropy": "benchmarks.bench_loss",
+    "cross_entropy": "benchmarks.bench_cross_entropy",
     "unet_step": "benchmarks.bench_unet_step",
     "fcn8s_step": "benchmarks.bench_model_step",
     "segnet_step": "benchmarks.bench_model_step",

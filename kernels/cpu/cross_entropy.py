@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..shared.cross_entropy import pixel_backward
+from ..shared.cross_entropy import pixel_backward, pixel_loss
 
 __all__ = ["cross_entropy_forward", "cross_entropy_backward"]
 
@@ -48,9 +48,8 @@ def _cross_entropy_forward_kernel(x, target, weight, ignore_index, log_probs_giv
         for (n, block) in prange(N × blocks of _BLOCK pixels):
             m[i] = max_c x[n, c, i]                                   (in T)
             probs[n, c, i] = e = exp(x[n, c, i] − m[i]);  s[i] += e   (exp in T, s float64; c outer, i inner)
-            probs[n, c, i] *= 1 / s[i];   lse[i] = m[i] + log s[i]
-            t = target[n, i]:  t = ignore_index → loss 0, weight 0
-                               otherwise  w = weight[t];  loss = −w·(x[n, t, i] − lse[i])
+            probs[n, c, i] *= 1 / s[i];   lse[i] = m[i] + log s[i]       (lse = 0 if log_probs_given)
+            pixel_loss(x, target, weight, ignore_index, n, i, lse[i], losses, weights)
     """
     n_images, classes, length = x.shape
     blocks = (length + _BLOCK - 1) // _BLOCK
@@ -82,15 +81,7 @@ def _cross_entropy_forward_kernel(x, target, weight, ignore_index, log_probs_giv
                 for k in range(size):
                     dst[i0 + k] = dst[i0 + k] * s[k]
         for k in range(size):
-            i = i0 + k
-            t = target[n, i]
-            if t == ignore_index:
-                losses[n, i] = 0.0
-                weights[n, i] = 0.0
-            else:
-                w = weight[t] * 1.0
-                weights[n, i] = w
-                losses[n, i] = -w * (x[n, t, i] - lse[k])
+            pixel_loss(x, target, weight, ignore_index, n, i0 + k, lse[k], losses, weights)
 
 
 def _cross_entropy_backward_kernel(scale, probs, target, ignore_index, log_probs_given, grad_x):

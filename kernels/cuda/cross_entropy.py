@@ -3,10 +3,11 @@
 Shapes and formulas are the CPU module's: logits ``x: (N, C, *)`` seen as
 ``(N, C, L)``, ``target: (N, *)`` as ``(N, L)``; per pixel the softmax, the loss
 ``−w[t]·log p[t]`` and the gradient ``s·(p − onehot(t))``. One thread per pixel
-(grid-stride loop over ``N·L``), running the loops the CPU compiles too
-(:mod:`kernels.shared.cross_entropy`); each thread writes only its own pixel, so
-no atomics and the results equal the CPU's up to the device's rounding of ``exp``
-and ``log``.
+(grid-stride loop over ``N·L``), running the per-pixel loops of
+:mod:`kernels.shared.cross_entropy` as written (the CPU runs the same backward loop,
+and the forward's with the class loop moved outside); each thread writes only its
+own pixel, so no atomics and the results equal the CPU's up to the device's rounding
+of ``exp`` and ``log``.
 """
 
 from __future__ import annotations

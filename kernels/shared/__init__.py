@@ -15,16 +15,17 @@ its caller (:func:`kernels.shared.roi_pool.round_half_away`).
 
 One module per op:
 
-=================================  ==================================================================
-module                             helpers
-=================================  ==================================================================
-:mod:`kernels.shared.pool`         ``window_max`` (torch's max-pool window scan)
-:mod:`kernels.shared.roi_align`    ``roi_geometry``, ``sample_coord``, ``bilinear``
-:mod:`kernels.shared.roi_pool`     ``FLT_MAX``, ``round_half_away``, ``roi_box``, ``bin_range``
-:mod:`kernels.shared.interpolate`  ``bilinear_taps``, ``nearest_taps`` and their ``_hw`` pairs (host NumPy)
-:mod:`kernels.shared.kmeans`       ``nearest_center``, ``check_shapes``
-:mod:`kernels.shared.nms`          ``descending_order`` (host NumPy)
-=================================  ==================================================================
+==================================  ==================================================================
+module                              helpers
+==================================  ==================================================================
+:mod:`kernels.shared.pool`          ``window_max`` (torch's max-pool window scan)
+:mod:`kernels.shared.roi_align`     ``roi_geometry``, ``sample_coord``, ``bilinear``
+:mod:`kernels.shared.roi_pool`      ``FLT_MAX``, ``round_half_away``, ``roi_box``, ``bin_range``
+:mod:`kernels.shared.interpolate`   ``bilinear_taps``, ``nearest_taps`` and their ``_hw`` pairs (host NumPy)
+:mod:`kernels.shared.kmeans`        ``nearest_center``, ``check_shapes``
+:mod:`kernels.shared.nms`           ``descending_order`` (host NumPy)
+:mod:`kernels.shared.cross_entropy` ``pixel_forward``, ``pixel_backward``, ``pixel_loss`` (``register_jitable``)
+==================================  ==================================================================
 
 Host-side size formulas (output sizes, conv's input-gradient ``output_padding``)
 live in :mod:`kernels.geometry`.

@@ -22,19 +22,43 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["pixel_forward", "pixel_backward"]
+from numba.extending import register_jitable
+
+__all__ = ["pixel_loss", "pixel_forward", "pixel_backward"]
+
+
+@register_jitable
+def pixel_loss(x, target, weight, ignore_index, n, i, lse, losses, weights):
+    """Loss and weight of pixel ``(n, i)`` given its log-sum-exp ``lse`` (float64); both forwards call it.
+
+    ::
+
+        t = target[n, i]:  t = ignore_index → loss 0, weight 0
+                           otherwise  w = weight[t];  loss = −w·(x[n, t, i] − lse)
+
+    Called from inside :func:`pixel_forward` and the CPU's blocked forward, so it is
+    registered with ``register_jitable``, which either compiler inlines.
+    """
+    t = target[n, i]
+    if t == ignore_index:
+        losses[n, i] = 0.0
+        weights[n, i] = 0.0
+    else:
+        w = weight[t] * 1.0
+        weights[n, i] = w
+        losses[n, i] = -w * (x[n, t, i] - lse)
 
 
 def pixel_forward(x, target, weight, ignore_index, log_probs_given, n, i, losses, weights, probs):
-    """Loss, weight and softmax of pixel ``(n, i)``; CPU (the reference loop) and GPU.
+    """Loss, weight and softmax of pixel ``(n, i)``: the GPU's loop, one thread per pixel, and the reference that
+    the CPU's forward runs with its loops reordered (class outside, pixels inside).
 
     ::
 
         m = max_c x[n, c, i]                                                   (in T, the data type)
         e_c = exp(x[n, c, i] − m)  (in T),  probs[n, c, i] = e_c;   s = Σ_c e_c  (float64)
         probs[n, c, i] = e_c / s;   lse = m + log s                          (lse = 0 if log_probs_given)
-        t = target[n, i]:  t = ignore_index → loss 0, weight 0
-                           otherwise  w = weight[t];  loss = −w·(x[n, t, i] − lse)
+        pixel_loss(x, target, weight, ignore_index, n, i, lse, losses, weights)
     """
     lse = 0.0
     if not log_probs_given:
@@ -52,18 +76,11 @@ def pixel_forward(x, target, weight, ignore_index, log_probs_given, n, i, losses
         for c in range(x.shape[1]):
             probs[n, c, i] = probs[n, c, i] * inv
         lse = m * 1.0 + math.log(s)
-    t = target[n, i]
-    if t == ignore_index:
-        losses[n, i] = 0.0
-        weights[n, i] = 0.0
-    else:
-        w = weight[t] * 1.0
-        weights[n, i] = w
-        losses[n, i] = -w * (x[n, t, i] - lse)
+    pixel_loss(x, target, weight, ignore_index, n, i, lse, losses, weights)
 
 
 def pixel_backward(scale, probs, target, ignore_index, log_probs_given, n, i, grad_x):
-    """``grad_x[n, :, i]`` of pixel ``(n, i)``; CPU (the reference loop) and GPU.
+    """``grad_x[n, :, i]`` of pixel ``(n, i)``; both devices run this loop (CPU: parallel over pixels).
 
     ::
 
