@@ -3,6 +3,7 @@
 Every name here has a twin with the same signature in :mod:`kernels.cuda`.
 """
 
+from .activation import relu_backward, relu_forward
 from .batch_norm import batch_norm_backward, batch_norm_forward
 from .conv import (
     conv2d_backward_input,
@@ -26,6 +27,8 @@ from .roi_align import roi_align_backward, roi_align_forward
 from .roi_pool import roi_pool_backward, roi_pool_forward
 
 __all__ = [
+    "relu_forward",
+    "relu_backward",
     "batch_norm_forward",
     "batch_norm_backward",
     "cross_entropy_forward",

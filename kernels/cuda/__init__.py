@@ -5,6 +5,7 @@ Launch configuration (threads per block, grid size) and output allocation live
 in :mod:`kernels.cuda._launch`.
 """
 
+from .activation import relu_backward, relu_forward
 from .batch_norm import batch_norm_backward, batch_norm_forward
 from .conv import (
     conv2d_backward_input,
@@ -28,6 +29,8 @@ from .roi_align import roi_align_backward, roi_align_forward
 from .roi_pool import roi_pool_backward, roi_pool_forward
 
 __all__ = [
+    "relu_forward",
+    "relu_backward",
     "batch_norm_forward",
     "batch_norm_backward",
     "cross_entropy_forward",

@@ -207,18 +207,19 @@ class ReLU(Function):
     ``a > 0``), as torch's ``threshold_backward`` does: the input is not kept, so
     in conv → batch norm → ReLU → conv the batch norm's output is freed as soon as
     the ReLU has read it (the ReLU's output is kept by the next layer anyway).
+    Kernels: ``kernels/{cpu,cuda}/activation.py`` (one parallel pass each way).
     """
 
     @staticmethod
     def forward(ctx, a):
-        out = ctx.xp.maximum(a, 0)
+        out = ctx.kernels.relu_forward(a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
-        return grad * (out > 0)
+        return ctx.kernels.relu_backward(grad, out)
 
 
 class Sigmoid(Function):
