@@ -31,6 +31,7 @@ MODULES: dict[str, str] = {
     "interpolate": "benchmarks.bench_interpolate",
     "batch_norm": "benchmarks.bench_norm",
     "cross_entropy": "benchmarks.bench_cross_entropy",
+    "adam": "benchmarks.bench_adam",
     "unet_step": "benchmarks.bench_unet_step",
     "fcn8s_step": "benchmarks.bench_model_step",
     "segnet_step": "benchmarks.bench_model_step",

@@ -4,6 +4,7 @@ Every name here has a twin with the same signature in :mod:`kernels.cuda`.
 """
 
 from .activation import relu_backward, relu_forward
+from .adam import adam_step
 from .batch_norm import batch_norm_backward, batch_norm_forward
 from .conv import (
     conv2d_backward_input,
@@ -27,6 +28,7 @@ from .roi_align import roi_align_backward, roi_align_forward
 from .roi_pool import roi_pool_backward, roi_pool_forward
 
 __all__ = [
+    "adam_step",
     "relu_forward",
     "relu_backward",
     "batch_norm_forward",

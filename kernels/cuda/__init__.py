@@ -6,6 +6,7 @@ in :mod:`kernels.cuda._launch`.
 """
 
 from .activation import relu_backward, relu_forward
+from .adam import adam_step
 from .batch_norm import batch_norm_backward, batch_norm_forward
 from .conv import (
     conv2d_backward_input,
@@ -29,6 +30,7 @@ from .roi_align import roi_align_backward, roi_align_forward
 from .roi_pool import roi_pool_backward, roi_pool_forward
 
 __all__ = [
+    "adam_step",
     "relu_forward",
     "relu_backward",
     "batch_norm_forward",

@@ -25,6 +25,7 @@ module                              helpers
 :mod:`kernels.shared.kmeans`        ``nearest_center``, ``check_shapes``
 :mod:`kernels.shared.nms`           ``descending_order`` (host NumPy)
 :mod:`kernels.shared.cross_entropy` ``pixel_forward``, ``pixel_backward``, ``pixel_loss`` (``register_jitable``)
+:mod:`kernels.shared.adam`          ``adam_element``, ``adam_scalars`` (host)
 ==================================  ==================================================================
 
 Host-side size formulas (output sizes, conv's input-gradient ``output_padding``)

@@ -8,7 +8,6 @@ hyper-parameters, so a scheduler can change ``lr``) and a per-parameter
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 import numpy as np
@@ -133,27 +132,15 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         for group, p, state in self._params_with_grad():
-            xp = p.backend.xp
             lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            g = p.grad.data
-            if wd and self.decoupled:
-                p.data *= 1 - lr * wd
-            elif wd:
-                g = g + wd * p.data
             if "step" not in state:
                 state["step"] = 0
-                state["exp_avg"] = xp.zeros_like(p.data)
-                state["exp_avg_sq"] = xp.zeros_like(p.data)
+                state["exp_avg"] = p.backend.xp.zeros_like(p.data)
+                state["exp_avg_sq"] = p.backend.xp.zeros_like(p.data)
             state["step"] += 1
-            t = state["step"]
-            m = state["exp_avg"]
-            v = state["exp_avg_sq"]
-            m += (g - m) * (1 - beta1)  # torch's lerp: m + (1 − β1)(g − m)
-            v *= beta2
-            v += (1 - beta2) * g * g
-            step_size = lr / (1 - beta1**t)
-            denom = xp.sqrt(v) / math.sqrt(1 - beta2**t) + eps
-            p.data -= (step_size * (m / denom)).astype(p.dtype, copy=False)
+            # one fused pass per parameter: kernels/{cpu,cuda}/adam.py, the formula above in torch's order
+            p.backend.kernels.adam_step(p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"], state["step"],
+                                        lr, beta1, beta2, eps, wd, self.decoupled)
 
 
 class AdamW(Adam):

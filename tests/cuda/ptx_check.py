@@ -63,6 +63,7 @@ def _signatures():
             (CUDA + "batch_norm", "_normalize_kernel", (arr(T, 3),) + (arr(T, 1),) * 3 + (arr(T, 3),)),
             (CUDA + "batch_norm", "_input_grad_kernel",
              (arr(T, 3), arr(T, 3)) + (arr(T, 1),) * 4 + (arr(T, 3),)),
+            (CUDA + "adam", "_adam_kernel", (arr(T, 1),) * 4 + (T,) * 8),
             (CUDA + "activation", "_relu_forward_kernel", (arr(T, 1), arr(T, 1))),
             (CUDA + "activation", "_relu_backward_kernel", (arr(T, 1), arr(T, 1), arr(T, 1))),
             (CUDA + "cross_entropy", "_cross_entropy_forward_kernel",
