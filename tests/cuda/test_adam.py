@@ -44,7 +44,7 @@ def test_adam_step_matches_cpu_and_torch(shape, seed, dtype, decoupled):
 
 
 def test_adam_optimizer_on_cuda():
-    """optim.Adam on device='cuda' calls the CUDA kernel: one step from zero moments moves each weight by -lr·sign(g)."""
+    """optim.Adam on device="cuda" runs the CUDA kernel: step 1 from zero moments moves each weight by −lr·sign(g)."""
     w = mts.nn.Parameter(mts.tensor(np.array([1.0, -2.0, 3.0]), device="cuda"))
     (w * mts.tensor(np.array([2.0, -1.0, 0.5]), device="cuda")).sum().backward()
     mts.optim.Adam([w], lr=0.1).step()
