@@ -154,14 +154,11 @@ class MultiScaleRoIAlign(Module):
         levels = self.map_levels([unwrap(b, "MultiScaleRoIAlign", "boxes")[0] for b in boxes])
         pooled, order = [], []
         for level, (feature, scale) in enumerate(zip(features, self.scales)):
+            # every level is pooled, even with no RoI (0 rows out), so that its gradient is zeros, not None (torchvision)
             idx = xp.nonzero(levels == level)[0]
-            if idx.shape[0] == 0:
-                continue
             pooled.append(self._pool(feature, Tensor(rois[idx], device=first.device), scale))
             order.append(idx)
-        if not pooled:
-            return self._pool(first, Tensor(rois, device=first.device), self.scales[0])
-        stacked = F.cat(pooled, 0) if len(pooled) > 1 else pooled[0]
+        stacked = F.cat(pooled, 0)
         order = xp.concatenate(order)
         inverse = xp.empty_like(order)
         inverse[order] = xp.arange(order.shape[0])

@@ -82,10 +82,11 @@ def test_multiscale_roi_align_equals_torchvision(seed, dtype, images, sampling_r
     g = upstream(ours.shape, ours.dtype)
     ours.backward(mts.tensor(g))
     theirs.backward(torch.tensor(g))
-    for k in maps:
-        expected = np.zeros(maps[k].shape) if ref[k].grad is None else ref[k].grad.numpy()
-        got = np.zeros(maps[k].shape) if mine[k].grad is None else mine[k].grad.numpy()
-        np.testing.assert_allclose(got, expected, **TOL[np.dtype(dtype)], err_msg=f"gradient of level {k}")
+    for k in maps:  # a pooled level without RoIs gets zeros, an unpooled map ('pool') None, as torchvision
+        assert (mine[k].grad is None) == (ref[k].grad is None), f"gradient of level {k}: None or not"
+        if ref[k].grad is not None:
+            np.testing.assert_allclose(mine[k].grad.numpy(), ref[k].grad.numpy(), **TOL[np.dtype(dtype)],
+                                       err_msg=f"gradient of level {k}")
 
 
 def test_multiscale_roi_align_default_canonical_on_a_large_image():
@@ -124,3 +125,16 @@ def test_multiscale_roi_align_no_boxes_and_bad_input():
         MultiScaleRoIAlign(["7"], 7, 2)(maps, [mts.zeros((0, 4))], [(64, 64)])
     with pytest.raises(ValueError, match="image_shapes"):
         MultiScaleRoIAlign(NAMES, 7, 2)(maps, [mts.zeros((0, 4))], [])
+
+
+def test_levels_without_rois_get_zero_gradients():
+    """Small boxes all map to the finest level; the other pooled levels get zeros (torchvision), 'pool' None."""
+    maps = _pyramid(0, np.float64, 1, 128)
+    boxes = [np.array([[10.0, 10.0, 20.0, 20.0], [30.0, 30.0, 40.0, 44.0]])]
+    mine, ref, ours, theirs = _run_both(maps, boxes, [(128, 128)], 3, 2, NAMES)
+    ours.sum().backward()
+    theirs.sum().backward()
+    assert mine["pool"].grad is None and ref["pool"].grad is None
+    for k in NAMES:
+        np.testing.assert_allclose(mine[k].grad.numpy(), ref[k].grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=k)
+    assert mine["0"].grad.numpy().any() and not mine["3"].grad.numpy().any()
