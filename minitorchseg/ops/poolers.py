@@ -154,7 +154,7 @@ class MultiScaleRoIAlign(Module):
         levels = self.map_levels([unwrap(b, "MultiScaleRoIAlign", "boxes")[0] for b in boxes])
         pooled, order = [], []
         for level, (feature, scale) in enumerate(zip(features, self.scales)):
-            # every level is pooled, even with no RoI (0 rows out), so that its gradient is zeros, not None (torchvision)
+            # every level is pooled, even with no RoI (0 rows), so its gradient is zeros, not None (torchvision)
             idx = xp.nonzero(levels == level)[0]
             pooled.append(self._pool(feature, Tensor(rois[idx], device=first.device), scale))
             order.append(idx)
