@@ -150,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=_size, default=None, metavar="H,W", help="random training crops (S, H,W or HxW)")
     p.add_argument("--resize", type=_size, default=None, metavar="H,W", help="resize every image first")
     p.add_argument("--no-flip", dest="flip", action="store_false", default=None, help="no random horizontal flips")
-    p.add_argument("--class-weights", choices=("none", "median"), default=None,
-                   help="cross-entropy class weights: none, or median-frequency balancing on the training set")
+    p.add_argument("--class-weights", choices=("none", "median", "sqrt_median"), default=None,
+                   help="cross-entropy class weights: none, median-frequency balancing on the training set, or "
+                        "its square root (milder)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--seed", type=int, default=None,
                    help=f"seed of initialisation, order and augmentation (default {_D.seed})")
@@ -325,8 +326,9 @@ def cmd_train(args) -> int:
             f"{train_set.num_classes}"
         )
     weights = None
-    if settings["class_weights"] == "median":
-        weights = median_frequency_weights(train_set, train_set.num_classes, train_set.ignore_index)
+    if settings["class_weights"] in ("median", "sqrt_median"):
+        weights = median_frequency_weights(train_set, train_set.num_classes, train_set.ignore_index,
+                                           power=1.0 if settings["class_weights"] == "median" else 0.5)
     manual_seed(int(settings["seed"]))
     model = build_model(settings["model"], model_kwargs)
     epochs = args.epochs if args.epochs is not None else int(settings.get("epochs") or TrainConfig.epochs)

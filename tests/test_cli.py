@@ -114,6 +114,21 @@ def test_poly_learning_rate_schedule(tmp_path, capsys):
     assert [row["lr"] for row in history] == pytest.approx([0.01, 0.01 * 0.5**0.9], rel=1e-12)
 
 
+
+def test_class_weight_modes_train_differently_and_resume_keeps_theirs(tmp_path, capsys):
+    """none, median and sqrt_median give three different runs from one seed; the mode is saved and resumed."""
+    states = {}
+    for mode in ("none", "median", "sqrt_median"):
+        assert run(train_args(tmp_path / mode, 1, "--class-weights", mode), capsys)[0] == 0
+        ckpt = mts.load(tmp_path / mode / "checkpoint.npz")
+        assert ckpt["config"]["class_weights_mode"] == mode
+        states[mode] = ckpt["model_state"]
+    for a, b in (("none", "median"), ("median", "sqrt_median"), ("none", "sqrt_median")):
+        assert not all(np.array_equal(states[a][k], states[b][k]) for k in states[a]), (a, b)
+    status, out, _ = run(["train", "--epochs", 2, "--out", tmp_path / "sqrt_median", "--resume", "--quiet"], capsys)
+    assert status == 0
+    assert mts.load(tmp_path / "sqrt_median" / "checkpoint.npz")["config"]["class_weights_mode"] == "sqrt_median"
+
 # ---------------------------------------------------------------------------------------------- crashes
 def test_a_crash_in_training_keeps_the_last_complete_checkpoint(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"

@@ -508,6 +508,12 @@ def test_median_frequency_literal():
     np.testing.assert_array_equal(image_pixels, [9, 4, 3, 0])
     w = median_frequency_weights(masks, 4, ignore_index=9)
     np.testing.assert_allclose(w, [1.0, (2 / 3) / (1 / 4), 1.0, 0.0], rtol=1e-12)
+    w = median_frequency_weights(masks, 4, ignore_index=9, power=0.5)  # the CLI's sqrt_median
+    np.testing.assert_allclose(w, [1.0, ((2 / 3) / (1 / 4)) ** 0.5, 1.0, 0.0], rtol=1e-12)
+    np.testing.assert_array_equal(median_frequency_weights(masks, 4, ignore_index=9, power=0), [1, 1, 1, 0])
+    for bad in (-0.5, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="power must be a finite number >= 0, got"):
+            median_frequency_weights(masks, 4, ignore_index=9, power=bad)
     ds = SyntheticShapes(8, size=(32, 32))
     np.testing.assert_allclose(
         median_frequency_weights(ds, 4), median_frequency_weights([ds[i][1] for i in range(8)], 4), rtol=1e-12

@@ -3,10 +3,14 @@
 For each class ``c``::
 
     freq(c) = (pixels labelled c) / (total pixels of the images in which c appears)
-    w(c)    = median_c' freq(c') / freq(c)
+    w(c)    = (median_c' freq(c') / freq(c))^power          (power 1: SegNet's; 0.5: square-root balancing)
 
 so the class of median frequency gets weight 1, rarer classes more, common ones
-less. "Total pixels" counts every labelled pixel of those images (pixels equal
+less. With ``power = 1`` a class 30 times rarer than the median weighs 30, and a
+network trained with such weights over-predicts the rare classes (high recall,
+low precision: on CamVid, Pole and Pedestrian predicted over four times their
+area); ``power = 0.5`` (weight 5.5 for that class) keeps more of their recall
+for less loss of precision. "Total pixels" counts every labelled pixel of those images (pixels equal
 to ``ignore_index`` are left out of both counts). A class that never appears
 gets weight 0 and is left out of the median.
 """
@@ -59,8 +63,10 @@ def class_pixel_counts(dataset_or_masks, num_classes: int, ignore_index=None):
     return pixels, image_pixels
 
 
-def median_frequency_weights(dataset_or_masks, num_classes: int, ignore_index=None) -> np.ndarray:
-    """Median-frequency class weights, ``(num_classes,)`` float64 (see the module docstring)."""
+def median_frequency_weights(dataset_or_masks, num_classes: int, ignore_index=None, power: float = 1.0) -> np.ndarray:
+    """Median-frequency class weights to the power ``power`` (≥ 0), ``(num_classes,)`` float64 (module docstring)."""
+    if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 <= power < float("inf"):
+        raise ValueError(f"median_frequency_weights: power must be a finite number >= 0, got {power!r}")
     pixels, image_pixels = class_pixel_counts(dataset_or_masks, num_classes, ignore_index)
     present = pixels > 0
     if not present.any():
@@ -68,5 +74,5 @@ def median_frequency_weights(dataset_or_masks, num_classes: int, ignore_index=No
     freq = np.zeros(num_classes, dtype=np.float64)
     freq[present] = pixels[present] / image_pixels[present]
     weights = np.zeros(num_classes, dtype=np.float64)
-    weights[present] = np.median(freq[present]) / freq[present]
+    weights[present] = (np.median(freq[present]) / freq[present]) ** power
     return weights
