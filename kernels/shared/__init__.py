@@ -28,6 +28,11 @@ module                              helpers
 :mod:`kernels.shared.adam`          ``adam_element``, ``adam_scalars`` (host)
 ==================================  ==================================================================
 
+Numba's on-disk cache (``cache=True``) is checked against the source file of the
+kernel it compiled, not of the helpers inlined into it: after editing a helper
+here, touch the device modules that use it (or delete their ``__pycache__``),
+or the cached machine code keeps running.
+
 Host-side size formulas (output sizes, conv's input-gradient ``output_padding``)
 live in :mod:`kernels.geometry`.
 """
