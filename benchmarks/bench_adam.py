@@ -1,7 +1,7 @@
 """One Adam step over the CamVid U-Net's parameters, ours against torch.optim.Adam, same process.
 
-The U-Net of the README's CamVid recipe (base 16, depth 4, 11 classes: 40
-parameter tensors, 1.9 M numbers), float32, fixed random gradients; each call
+The U-Net of the README's CamVid recipe (base 16, depth 4, 11 classes: 64
+parameter tensors, 1.94 M numbers), float32, fixed random gradients; each call
 is ``optimizer.step()`` (the moments already initialised by a first step).
 torch runs its default CPU path (``foreach`` off on the CPU: one tensor at a time).
 

@@ -51,9 +51,8 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, wei
     ``decoupled``: AdamW's weight decay (``p·(1 − lr·wd)``) instead of Adam's L2
     term added to the gradient. Returns None.
     """
-    arrays = [param, grad, exp_avg, exp_avg_sq]
-    flat = [np.ascontiguousarray(a).reshape(-1) for a in arrays]
+    flat = [np.ascontiguousarray(a).reshape(-1) for a in (param, grad, exp_avg, exp_avg_sq)]
     _adam(*flat, *adam_scalars(param.dtype, step, lr, beta1, beta2, eps, weight_decay, decoupled))
-    for a, f in zip(arrays, flat):
+    for a, f in zip((param, exp_avg, exp_avg_sq), (flat[0], flat[2], flat[3])):
         if not a.flags.c_contiguous:  # updated in a contiguous copy: write it back
             a[...] = f.reshape(a.shape)

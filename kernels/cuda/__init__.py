@@ -5,7 +5,6 @@ Launch configuration (threads per block, grid size) and output allocation live
 in :mod:`kernels.cuda._launch`.
 """
 
-from .activation import relu_backward, relu_forward
 from .adam import adam_step
 from .batch_norm import batch_norm_backward, batch_norm_forward
 from .conv import (
@@ -26,6 +25,7 @@ from .interpolate import (
 from .kmeans import kmeans_assign
 from .nms import nms
 from .pool import max_pool2d_backward, max_pool2d_forward, max_unpool2d_backward, max_unpool2d_forward
+from .relu import relu_backward, relu_forward
 from .roi_align import roi_align_backward, roi_align_forward
 from .roi_pool import roi_pool_backward, roi_pool_forward
 

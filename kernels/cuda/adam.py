@@ -29,9 +29,8 @@ _adam = cuda.jit(cache=True)(_adam_kernel)
 def adam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     """Same contract as :func:`kernels.cpu.adam.adam_step`, on device arrays."""
     xp = array_module()
-    arrays = [param, grad, exp_avg, exp_avg_sq]
-    flat = [xp.ascontiguousarray(a).reshape(-1) for a in arrays]
+    flat = [xp.ascontiguousarray(a).reshape(-1) for a in (param, grad, exp_avg, exp_avg_sq)]
     launch(_adam, param.size, *flat, *adam_scalars(param.dtype, step, lr, beta1, beta2, eps, weight_decay, decoupled))
-    for a, f in zip(arrays, flat):
+    for a, f in zip((param, exp_avg, exp_avg_sq), (flat[0], flat[2], flat[3])):
         if not a.flags.c_contiguous:  # updated in a contiguous copy: write it back
             a[...] = f.reshape(a.shape)

@@ -9,8 +9,9 @@ so the class of median frequency gets weight 1, rarer classes more, common ones
 less. With ``power = 1`` a class 30 times rarer than the median weighs 30, and a
 network trained with such weights over-predicts the rare classes (high recall,
 low precision: on CamVid, Pole and Pedestrian predicted over four times their
-area); ``power = 0.5`` (weight 5.5 for that class) keeps more of their recall
-for less loss of precision. "Total pixels" counts every labelled pixel of those images (pixels equal
+area); ``power = 0.5`` (weight 5.5 for that class) gives up less precision for
+the recall it buys (docs/metrics.md, "How much weight, measured on CamVid").
+"Total pixels" counts every labelled pixel of those images (pixels equal
 to ``ignore_index`` are left out of both counts). A class that never appears
 gets weight 0 and is left out of the median.
 """

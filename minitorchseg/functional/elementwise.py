@@ -207,7 +207,7 @@ class ReLU(Function):
     ``a > 0``), as torch's ``threshold_backward`` does: the input is not kept, so
     in conv → batch norm → ReLU → conv the batch norm's output is freed as soon as
     the ReLU has read it (the ReLU's output is kept by the next layer anyway).
-    Kernels: ``kernels/{cpu,cuda}/activation.py`` (one parallel pass each way).
+    Kernels: ``kernels/{cpu,cuda}/relu.py`` (one parallel pass each way).
     """
 
     @staticmethod

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 import minitorchseg as mts
 import minitorchseg.functional as F
 from minitorchseg.autograd import gradcheck
-from minitorchseg.kernels.cpu import activation, relu_backward, relu_forward
+from minitorchseg.kernels.cpu import relu, relu_backward, relu_forward
 from tests.strategies import away_from_zero, dtypes, randn, seeds, settings_fast, strided
 
-shapes = st.sampled_from([(), (0,), (7,), (3, 5), (2, 3, 4, 5), (activation.CHUNK + 3,), (2, activation.CHUNK // 3, 2)])
+shapes = st.sampled_from([(), (0,), (7,), (3, 5), (2, 3, 4, 5), (relu.CHUNK + 3,), (2, relu.CHUNK // 3, 2)])
 
 
 def _with_specials(x, seed):

@@ -1,4 +1,4 @@
-"""ReLU on the GPU (Numba-CUDA); twin of :mod:`kernels.cpu.activation`.
+"""ReLU on the GPU (Numba-CUDA); twin of :mod:`kernels.cpu.relu`.
 
 Same formulas on the same flat, C-contiguous view::
 
@@ -37,7 +37,7 @@ _relu_backward = cuda.jit(cache=True)(_relu_backward_kernel)
 
 
 def relu_forward(x):
-    """``max(x, 0)``; same contract as :func:`kernels.cpu.activation.relu_forward`."""
+    """``max(x, 0)``; same contract as :func:`kernels.cpu.relu.relu_forward`."""
     xp = array_module()
     x = xp.asarray(x, order="C")
     out = xp.empty_like(x)
@@ -46,7 +46,7 @@ def relu_forward(x):
 
 
 def relu_backward(grad_out, out):
-    """∂L/∂x of ReLU; same contract as :func:`kernels.cpu.activation.relu_backward`."""
+    """∂L/∂x of ReLU; same contract as :func:`kernels.cpu.relu.relu_backward`."""
     xp = array_module()
     grad_out = xp.asarray(grad_out, order="C")
     out = xp.asarray(out, order="C")
