@@ -46,7 +46,7 @@ straight into the output array (a strided view), so nothing is copied or
 transposed afterwards. A 1x1 kernel with stride 1 and no padding needs no
 columns at all: the image itself is the column matrix.
 
-Parallelism (:mod:`kernels.cpu._runtime`): one worker thread per core takes every T-th
+Parallelism (:mod:`kernels.cpu._runtime`): each of Numba's threads takes every T-th
 block and runs it start to finish, im2col or col2im included, with BLAS limited
 to one thread. Each block writes its own rows of the output (its own planes for
 col2im), so no two threads ever add into the same element; weight gradients are
