@@ -213,6 +213,40 @@ _im2col_serial = njit(cache=True, nogil=True)(_im2col_kernel)
 _col2im_serial = njit(cache=True, nogil=True)(_col2im_kernel)
 
 
+# Weight gradients of layers with at most this many output channels per group are
+# computed transposed (see _conv2d_weight_gemm).
+_NARROW = 64
+
+
+def _columns(x, n0, n1, y0, y1, kernel_hw, stride, padding, dilation, out_w, pointwise, im2col):
+    """The columns of images ``[n0, n1)`` at output rows ``[y0, y1)``, the images side by side.
+
+    x: (N, C, H, W) contiguous. Returns ``(C·kh·kw, b, T·Wo)`` (``b = n1 − n0``,
+    ``T = y1 − y0``): reshaped to ``(groups, K, b·T·Wo)`` it is one matrix per group
+    over every pixel of the block, so a block of several small images is one GEMM
+    rather than ``b`` thin ones (FCN-8s' fc6 sees 6x8 pixels per image: 48
+    columns each). im2col writes the scratch through its ``(b, C·kh·kw, T·Wo)``
+    view, which for one image (or a band of one) is the buffer itself. A 1x1
+    kernel with stride 1 and no padding needs no columns: one image is returned
+    as a view of x, several are copied side by side.
+    """
+    b = n1 - n0
+    C = x.shape[1]
+    kh, kw = kernel_hw
+    width = (y1 - y0) * out_w
+    if pointwise:
+        pixels = x[n0:n1].reshape(b, C, -1)[:, :, y0 * out_w : y1 * out_w]
+        if b == 1:
+            return pixels.transpose(1, 0, 2)
+        cols = _runtime.scratch(C * b * width, x.dtype).reshape(C, b, width)
+        np.copyto(cols.transpose(1, 0, 2), pixels)
+        return cols
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    cols = _runtime.scratch(C * kh * kw * b * width, x.dtype).reshape(C * kh * kw, b, width)
+    im2col(x[n0:n1], cols.transpose(1, 0, 2), kh, kw, sh, sw, ph, pw, dh, dw, out_w, y0)
+    return cols
+
+
 def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     """conv2d of contiguous ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw) into ``out_hw`` → (N, O, Ho, Wo).
 
@@ -221,8 +255,8 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     size, not always the conv2d formula's) reuses this routine::
 
         for each block (images [n0, n1), output rows [y0, y1)):      # blocks shared out to the workers
-            cols = im2col(x[n0:n1])                                   # (b, groups, K, T·Wo)
-            out[n0:n1, :, rows] = w.reshape(groups, Og, K) @ cols     # batched GEMM, written in place
+            cols = im2col(x[n0:n1])                                   # (groups, K, b·T·Wo): images side by side
+            out[n0:n1, :, rows] = w.reshape(groups, Og, K) @ cols     # one GEMM per group; in place for one image
     """
     N, C, H, W = x.shape
     O, Cg, kh, kw = w.shape
@@ -234,18 +268,18 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     if out.size == 0:
         return out.reshape(N, O, Ho, Wo)
     pointwise = is_pointwise((kh, kw), stride, padding, dilation) and (Ho, Wo) == (H, W)
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
 
     def work(blocks, serial):
         im2col = _im2col_serial if serial else _im2col
         for n0, n1, y0, y1 in blocks:
-            if pointwise:
-                cols = x[n0:n1].reshape(n1 - n0, C, H * W)[:, :, y0 * Wo : y1 * Wo]
+            b, width = n1 - n0, (y1 - y0) * Wo
+            cols = _columns(x, n0, n1, y0, y1, (kh, kw), stride, padding, dilation, Wo, pointwise, im2col)
+            cols = cols.reshape(groups, K, b * width)
+            if b == 1:
+                np.matmul(wm, cols, out=out[n0, :, :, y0 * Wo : y1 * Wo])
             else:
-                cols = _runtime.scratch((n1 - n0) * C * kh * kw * (y1 - y0) * Wo, x.dtype)
-                cols = cols.reshape(n1 - n0, C * kh * kw, (y1 - y0) * Wo)
-                im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Wo, y0)
-            np.matmul(wm, cols.reshape(n1 - n0, groups, K, -1), out=out[n0:n1, :, :, y0 * Wo : y1 * Wo])
+                product = np.matmul(wm, cols).reshape(groups, Og, b, width)
+                out[n0:n1, :, :, y0 * Wo : y1 * Wo] = product.transpose(2, 0, 1, 3)
 
     row_bytes = C * kh * kw * Wo * x.itemsize
     _runtime.workers.map(work, _runtime.blocks(N, Ho, row_bytes), N * Ho * row_bytes)
@@ -259,14 +293,18 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
     read from grad_out::
 
         for each block (images [n0, n1), output rows [y0, y1)):            # blocks shared out to the workers
-            cols = im2col(x[n0:n1])                                        # (b, groups, K, T·Wo)
-            part += Σ_b cols @ grad_out[n0:n1, :, rows].T                  # (groups, K, Og)
-        grad_w = (part of worker 0 + part of worker 1 + ...).T             # fixed order: deterministic
+            cols = im2col(x[n0:n1])                                        # (groups, K, b·T·Wo): images side by side
+            part += grad_out[n0:n1, :, rows] @ cols.T                      # (groups, Og, K)
+        grad_w = part of worker 0 + part of worker 1 + ...                 # fixed order: deterministic
 
-    The product is computed transposed, ``grad_wᵀ = cols @ grad_outᵀ``: with the
+    With at most :data:`_NARROW` output channels per group the product is computed
+    transposed, ``grad_wᵀ = cols @ grad_outᵀ`` (then transposed back once): with the
     long side ``K = Cg·kh·kw`` as the rows and the few output channels as the
-    columns, OpenBLAS runs it 1.3-1.6x faster than ``grad_out @ colsᵀ`` at
-    U-Net's widths (Og = 16..64, single thread, same run).
+    columns, OpenBLAS ran it 1.3-1.6x faster on an AVX-512 Xeon at U-Net's widths
+    (Og = 16..64, single thread, same run); on an AVX2 EPYC the two orders were
+    within 10% of each other (either way round). Wider layers take the direct
+    order: the final transpose of a large gradient (FCN-8s' fc6 at width 0.125:
+    512 x 3136) cost 3x its product.
     """
     N, C, H, W = x.shape
     O, Ho, Wo = grad_out.shape[1:]
@@ -278,21 +316,21 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
     if N * Ho * Wo == 0:
         return np.zeros((O, Cg, kh, kw), dtype=x.dtype)
     pointwise = is_pointwise(kernel_hw, stride, padding, dilation) and (Ho, Wo) == (H, W)
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    narrow = Og <= _NARROW
 
     def work(blocks, serial):
         im2col = _im2col_serial if serial else _im2col
-        part = np.zeros((groups, K, Og), dtype=x.dtype)
+        part = np.zeros((groups, K, Og) if narrow else (groups, Og, K), dtype=x.dtype)
         for n0, n1, y0, y1 in blocks:
-            if pointwise:
-                cols = x[n0:n1].reshape(n1 - n0, C, H * W)[:, :, y0 * Wo : y1 * Wo]
+            b, width = n1 - n0, (y1 - y0) * Wo
+            cols = _columns(x, n0, n1, y0, y1, kernel_hw, stride, padding, dilation, Wo, pointwise, im2col)
+            cols = cols.reshape(groups, K, b * width)
+            # (groups, Og, b·T·Wo), the pixels in the columns' order: a view for one image, a copy for several
+            go_blk = go[n0:n1, :, :, y0 * Wo : y1 * Wo].transpose(1, 2, 0, 3).reshape(groups, Og, b * width)
+            if narrow:
+                part += np.matmul(cols, go_blk.transpose(0, 2, 1))
             else:
-                cols = _runtime.scratch((n1 - n0) * C * kh * kw * (y1 - y0) * Wo, x.dtype)
-                cols = cols.reshape(n1 - n0, C * kh * kw, (y1 - y0) * Wo)
-                im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Wo, y0)
-            go_t = go[n0:n1, :, :, y0 * Wo : y1 * Wo].transpose(0, 1, 3, 2)
-            product = np.matmul(cols.reshape(n1 - n0, groups, K, -1), go_t)
-            part += product[0] if n1 - n0 == 1 else product.sum(axis=0)
+                part += np.matmul(go_blk, cols.transpose(0, 2, 1))
         return part
 
     row_bytes = C * kh * kw * Wo * x.itemsize
@@ -300,7 +338,9 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
     grad_w = parts[0]
     for part in parts[1:]:
         grad_w += part
-    return np.ascontiguousarray(grad_w.transpose(0, 2, 1)).reshape(O, Cg, kh, kw)
+    if narrow:
+        grad_w = np.ascontiguousarray(grad_w.transpose(0, 2, 1))
+    return grad_w.reshape(O, Cg, kh, kw)
 
 
 def _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
@@ -309,8 +349,11 @@ def _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     Returns (N, Og·groups, Ho, Wo)::
 
         for each block (images [n0, n1), output channels [o0, o1) of group g):    # shared out to the workers
-            cols = w[group g][:, o0:o1].reshape(Cg, P·kh·kw).T @ x[n0:n1, group g]   # (b, P·kh·kw, H·W)
+            cols = w[group g][:, o0:o1].reshape(Cg, P·kh·kw).T @ x[n0:n1, group g]   # (P·kh·kw, b·H·W), side by side
             out[n0:n1, g·Og + o0 : g·Og + o1] = col2im(cols)                          # whole planes per block
+
+    As in the forward, the images of a block sit side by side in one GEMM (their
+    pixels copied next to each other when there are several).
     """
     N, Cin, H, W = x.shape
     _, Og, kh, kw = w.shape
@@ -328,10 +371,11 @@ def _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     def work(blocks, serial):
         col2im = _col2im_serial if serial else _col2im
         for g, n0, n1, o0, o1 in blocks:
-            cols = _runtime.scratch((n1 - n0) * (o1 - o0) * khw * H * W, x.dtype)
-            cols = cols.reshape(n1 - n0, (o1 - o0) * khw, H * W)
-            np.matmul(wt[g, :, o0 * khw : o1 * khw].T, xm[n0:n1, g], out=cols)
-            col2im(cols, out[n0:n1], kh, kw, sh, sw, ph, pw, dh, dw, W, g * Og + o0)
+            b, rows = n1 - n0, (o1 - o0) * khw
+            pixels = xm[n0:n1, g].transpose(1, 0, 2).reshape(Cg, b * H * W)   # a view for one image
+            cols = _runtime.scratch(rows * b * H * W, x.dtype).reshape(rows, b, H * W)
+            np.matmul(wt[g, :, o0 * khw : o1 * khw].T, pixels, out=cols.reshape(rows, b * H * W))
+            col2im(cols.transpose(1, 0, 2), out[n0:n1], kh, kw, sh, sw, ph, pw, dh, dw, W, g * Og + o0)
 
     # a block's "rows" are output channels of one group, each kh·kw rows of H·W columns
     row_bytes = khw * H * W * x.itemsize

@@ -12,6 +12,7 @@ import contextlib
 from dataclasses import dataclass
 from unittest import mock
 
+import numba
 import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
@@ -73,24 +74,35 @@ class Geometry:
 # How minitorchseg.kernels.cpu.conv runs a job (minitorchseg.kernels.cpu._runtime): its
 # column-block size (the default, or tiny ones that cut every image into one-row / one-channel blocks or group a few
 # images per block) and who runs the blocks: the caller alone with the serial
-# kernels, the worker threads, or the caller with the parallel kernels (what
-# happens without threadpoolctl).
+# kernels, the worker threads, the caller with the parallel kernels (what
+# happens without threadpoolctl), or one Numba thread (a one-core machine: a
+# block's budget is then the whole job, so several images share a block and sit
+# side by side in one GEMM, which two threads give only from four images up);
+# and the order of the weight-gradient product: the default (transposed for the
+# few output channels drawn here) or, with the threshold at 0, the direct one.
 executions = st.tuples(
-    st.sampled_from([None, 1, 600, 5000]), st.sampled_from(["caller", "workers", "caller-parallel"])
+    st.sampled_from([None, 1, 600, 5000]), st.sampled_from(["caller", "workers", "caller-parallel", "one-thread"]),
+    st.sampled_from([None, 0]),
 )
 
 
 @contextlib.contextmanager
-def execution(block_bytes, mode):
-    from minitorchseg.kernels.cpu import _runtime
+def execution(block_bytes, mode, narrow=None):
+    from minitorchseg.kernels.cpu import _runtime, conv
 
     with contextlib.ExitStack() as stack:
+        if narrow is not None:
+            stack.enter_context(mock.patch.object(conv, "_NARROW", narrow))
         if block_bytes is not None:
             stack.enter_context(mock.patch.object(_runtime, "BLOCK_BYTES", block_bytes))
         if mode != "caller":
             stack.enter_context(mock.patch.object(_runtime, "PARALLEL_BYTES", 0))
         if mode == "caller-parallel":
             stack.enter_context(mock.patch.object(_runtime.workers, "_blas_limiter", lambda: None))
+        if mode == "one-thread":
+            threads = numba.get_num_threads()
+            numba.set_num_threads(1)
+            stack.callback(numba.set_num_threads, threads)
         yield
 
 
