@@ -158,7 +158,7 @@ def blocks(n_images: int, rows: int, row_bytes: int) -> list[tuple[int, int, int
 
     A block holds about ``min(BLOCK_BYTES, total / threads)`` bytes of columns (at
     least one row of one image): whole images while one fits, else bands of rows
-    of one image.
+    of one image, all of the same height (± 1 row).
     """
     threads = max(1, numba.get_num_threads())
     budget = max(1, min(BLOCK_BYTES, -(-n_images * rows * row_bytes // threads)))
@@ -166,5 +166,9 @@ def blocks(n_images: int, rows: int, row_bytes: int) -> list[tuple[int, int, int
     if image_bytes <= budget:
         b = max(1, min(n_images, budget // image_bytes))
         return [(n0, min(n_images, n0 + b), 0, rows) for n0 in range(0, n_images, b)]
-    band = max(1, budget // max(1, row_bytes))
-    return [(n0, n0 + 1, y0, min(rows, y0 + band)) for n0 in range(n_images) for y0 in range(0, rows, band)]
+    # as few bands as fit the budget, of equal height (± 1 row): with a short last band
+    # the workers, which take every T-th block, would get unequal shares
+    tallest = max(1, budget // max(1, row_bytes))
+    bands = -(-rows // tallest)
+    edges = [rows * k // bands for k in range(bands + 1)]
+    return [(n0, n0 + 1, edges[k], edges[k + 1]) for n0 in range(n_images) for k in range(bands)]

@@ -4,6 +4,8 @@ import threading
 
 import numba
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minitorchseg.kernels.cpu import _runtime
 
@@ -42,3 +44,22 @@ def test_an_error_in_a_share_is_raised_in_the_caller_and_the_workers_stay_usable
 def test_small_jobs_run_on_the_caller():
     caller = threading.get_ident()
     assert _runtime.workers.map(lambda share, serial: threading.get_ident(), [0, 1], 10) == [caller]
+
+
+@settings(max_examples=200)
+@given(n_images=st.integers(1, 6), rows=st.integers(1, 60), row_bytes=st.integers(1, 1 << 22))
+def test_blocks_cover_every_row_once_in_bands_of_equal_height(n_images, rows, row_bytes):
+    """Every (image, row) in exactly one block; within the budget (unless one row exceeds it); bands ±1 row.
+
+    Unequal bands (a short last one) gave one worker every long band, since
+    workers take every T-th block: a 64-channel 44x60 conv ran 7.1 instead of 5.3 ms.
+    """
+    blocks = _runtime.blocks(n_images, rows, row_bytes)
+    seen = [(n, y) for n0, n1, y0, y1 in blocks for n in range(n0, n1) for y in range(y0, y1)]
+    assert sorted(seen) == [(n, y) for n in range(n_images) for y in range(rows)]
+    threads = numba.get_num_threads()
+    budget = min(_runtime.BLOCK_BYTES, -(-n_images * rows * row_bytes // threads))
+    for n0, n1, y0, y1 in blocks:
+        assert (n1 - n0) * (y1 - y0) * row_bytes <= max(budget, row_bytes)
+    heights = {y1 - y0 for n0, n1, y0, y1 in blocks if n1 - n0 == 1 and (y0, y1) != (0, rows)}
+    assert not heights or max(heights) - min(heights) <= 1
