@@ -116,8 +116,8 @@ def _assert_same_detections(mine, ref, dtype, sizes):
             for key in ("boxes", "scores", "masks"):
                 np.testing.assert_allclose(m[key].numpy(), r[key].numpy(), **TOL[np.dtype(dtype)], err_msg=key)
             continue
-        np.testing.assert_allclose(m["boxes"].numpy(), r["boxes"].numpy(), rtol=0, atol=BOX_ATOL_F32)
-        np.testing.assert_allclose(m["scores"].numpy(), r["scores"].numpy(), rtol=0, atol=SCORE_ATOL_F32)
+        np.testing.assert_allclose(m["boxes"].numpy(), r["boxes"].double().numpy(), rtol=0, atol=BOX_ATOL_F32)
+        np.testing.assert_allclose(m["scores"].numpy(), r["scores"].double().numpy(), rtol=0, atol=SCORE_ATOL_F32)
         for a, b in zip(m["masks"].numpy() > 0.5, r["masks"].numpy() > 0.5):
             union = np.logical_or(a, b).sum()
             assert union == 0 or np.logical_and(a, b).sum() / union > MASK_IOU_MIN
@@ -125,9 +125,29 @@ def _assert_same_detections(mine, ref, dtype, sizes):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_eval_detections_equal_torchvision(dtype):
+    """Our eval detections against torchvision's, same weights and images.
+
+    In float32 the boxes and scores, which come out of the whole network, are held
+    to the tolerances above against torchvision's *float64* run of the same
+    weights (the exact answer), not its float32 rounding: on an AVX2 EPYC
+    torchvision's float32 boxes were 1.3e-4 px off its float64 ones (its oneDNN
+    convolution; its other CPU convolution, ``torch.backends.mkldnn`` off, gave
+    float32 boxes 1.45e-4 px away from those), ours 5.7e-5 px. The labels and the
+    pasted masks are compared with torchvision's float32 output: the masks are
+    interpolated in float32 by both libraries in the same way, so a pixel at the
+    0.5 threshold flips alike in both (against the float64 masks, IoU 0.986).
+    """
     sizes = SIZES_F32 if dtype == np.float32 else SIZES
     ours, theirs = _pair(dtype, **_scale(sizes))
-    mine, ref = _eval_both(ours, theirs, _images(dtype, 0, sizes))
+    images = _images(dtype, 0, sizes)
+    mine, ref = _eval_both(ours, theirs, images)
+    if dtype == np.float32:
+        theirs.double()
+        with torch.no_grad():
+            exact = theirs([torch.tensor(i.astype(np.float64)) for i in images])
+        for r, e in zip(ref, exact):
+            np.testing.assert_array_equal(r["labels"].numpy(), e["labels"].numpy())
+        ref = [{**r, "boxes": e["boxes"], "scores": e["scores"]} for r, e in zip(ref, exact)]
     assert set(mine[0]) == {"boxes", "labels", "scores", "masks"}
     _assert_same_detections(mine, ref, dtype, sizes)
 
