@@ -24,7 +24,7 @@ What both devices share is written once, in device-neutral modules:
 * :mod:`kernels.geometry`: output sizes and the other host-side size formulas.
 
 Each device has one runtime module for the question "who runs what":
-:mod:`kernels.cpu._runtime` (worker threads, scratch buffers, block sizing) and
+:mod:`kernels.cpu._runtime` (blocks shared out to Numba's threads, scratch buffers, block sizing) and
 :mod:`kernels.cuda._launch` (launch configuration, array module). A CUDA module
 never imports from a CPU module, nor the CPU from CUDA.
 

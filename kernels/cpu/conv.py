@@ -203,9 +203,9 @@ def _col2im_kernel(cols, out, kh, kw, sh, sw, ph, pw, dh, dw, in_w, o0):
 
 
 # Two bindings of each raw kernel. The serial one runs its prange as a plain loop
-# on the calling thread: the worker threads below (which already run one block
-# each in parallel) and small jobs on the caller use it; nogil lets the workers
-# run at the same time. The parallel one spreads the prange over Numba's threads:
+# on the calling thread: the workers (Numba's threads, each already running its own
+# blocks) and small jobs on the caller use it; nogil lets the workers run at the
+# same time. The parallel one spreads the prange over Numba's threads:
 # used on the caller when BLAS cannot be limited to one thread (no threadpoolctl).
 _im2col = njit(parallel=True, cache=True, nogil=True)(_im2col_kernel)
 _col2im = njit(parallel=True, cache=True, nogil=True)(_col2im_kernel)
