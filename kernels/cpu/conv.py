@@ -41,10 +41,13 @@ Memory traffic: the column matrix of a whole batch is large (N8 C64 128x128 k3:
 into blocks of about :data:`kernels.cpu._runtime.BLOCK_BYTES` of columns — whole images when they fit,
 else bands of output rows (for col2im: of output channels) of one image. A
 block's columns are written by Numba and consumed at once by one BLAS call while
-they are still in cache, in a per-thread buffer that is reused; the GEMM writes
+they are still in cache, in a per-thread buffer that is reused. The images of a
+block sit side by side in that buffer (:func:`_columns`), so several small images
+make one wide GEMM; for a block of one image (or a band of one) the GEMM writes
 straight into the output array (a strided view), so nothing is copied or
-transposed afterwards. A 1x1 kernel with stride 1 and no padding needs no
-columns at all: the image itself is the column matrix.
+transposed afterwards, for several its result is copied into their planes. A 1x1
+kernel with stride 1 and no padding needs no columns at all: the image itself is
+the column matrix.
 
 Parallelism (:mod:`kernels.cpu._runtime`): each of Numba's threads takes every T-th
 block and runs it start to finish, im2col or col2im included, with BLAS limited
