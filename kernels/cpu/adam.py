@@ -33,12 +33,22 @@ def _adam_kernel(param, grad, exp_avg, exp_avg_sq, decay, wd, one_minus_beta1, b
         for chunk in prange(ceil(n / CHUNK)):
             for i in chunk:
                 adam_element(param, grad, exp_avg, exp_avg_sq, i, scalars...)
+
+    Each chunk works on slices indexed from 0, as ReLU's kernels
+    (:mod:`kernels.cpu.relu`): Numba vectorises that loop, not one indexed
+    ``range(chunk·CHUNK, ...)`` inside the prange.
     """
     n = param.shape[0]
     for chunk in prange((n + CHUNK - 1) // CHUNK):
-        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-            _adam_element(param, grad, exp_avg, exp_avg_sq, i, decay, wd, one_minus_beta1, beta2, one_minus_beta2,
-                          bias_correction2_sqrt, eps, step_size)
+        lo = chunk * CHUNK
+        hi = min(n, lo + CHUNK)
+        p = param[lo:hi]
+        g = grad[lo:hi]
+        m = exp_avg[lo:hi]
+        v = exp_avg_sq[lo:hi]
+        for k in range(hi - lo):
+            _adam_element(p, g, m, v, k, decay, wd, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt,
+                          eps, step_size)
 
 
 _adam_element = njit(cache=True, inline="always")(adam_element)
