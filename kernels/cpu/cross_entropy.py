@@ -4,7 +4,7 @@ Shapes: logits ``x: (N, C, *)`` seen as ``(N, C, L)`` (``L`` = pixels per image,
 for ``(N, C)``), ``target: (N, *)`` integer class indices seen as ``(N, L)``,
 ``weight: (C,)`` or None (all 1). Per pixel ``(n, i)`` with ``t = target[n, i]``
 (:mod:`kernels.shared.cross_entropy`, the per-pixel loops; the GPU runs them as they are,
-the CPU's forward with its loops reordered)::
+the CPU with its loops reordered)::
 
     p[n, :, i] = softmax(x[n, :, i])                           (max-shifted, float64 sums)
     loss[n, i] = −w[t]·log p[n, t, i]                          (0 where t = ignore_index)
@@ -15,7 +15,9 @@ transpose to rows, max, subtract, exp, sum, log, gather, and as many in the
 backward), each writing a temporary as large as the logits. Here each pixel's
 ``C`` logits are read in one parallel loop that writes the softmax (kept for the
 backward, which then needs no exponential) and the pixel's loss and weight; the
-backward is one more loop. Pixels are independent, so results do not depend on
+backward is one more loop. Both run over blocks of pixels, one class row at a time,
+so that every loop vectorises, the exponential included (:func:`_exp_kernel`: Numba
+calls libm's scalar ``exp``). Pixels are independent, so results do not depend on
 the number of threads.
 """
 
@@ -26,29 +28,126 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..shared.cross_entropy import pixel_backward, pixel_loss
+from ..shared.cross_entropy import pixel_loss
 
 __all__ = ["cross_entropy_forward", "cross_entropy_backward"]
 
 
-_BLOCK = 256
-"""Pixels per parallel job of the forward: one image's block of consecutive pixels."""
+_BLOCK = 1024
+"""Pixels per parallel job, forward and backward: one image's block of consecutive pixels."""
+
+_LN2_HI = 0.693359375
+_LN2_LO = -2.1219444005469058277e-4
+"""ln 2 = _LN2_HI + _LN2_LO (Cephes' ``expf`` split): the high part has 9 significant bits, so
+``q·_LN2_HI`` is exact in float32 and float64 for every ``|q| ≤ 1076`` used; the low part is
+ln 2 − _LN2_HI to 20 digits."""
 
 
-def _cross_entropy_forward_kernel(x, target, weight, ignore_index, log_probs_given, losses, weights, probs):
+def _exp_constants(dtype):
+    """The constants of :func:`_exp_kernel` for float32 or float64 logits: ``(constants, bits_like)``.
+
+    ``constants`` in that dtype: ``[log2(e), 0.5, ln2_hi, ln2_lo, lowest, e_min, bias,
+    2^fraction_bits, 1/13!, 1/12!, ..., 1/1!, 1/0!]``, with float32's (e_min, bias,
+    fraction bits) = (−126, 127, 23) and float64's (−1022, 1023, 52); below ``lowest``
+    (−104 or −746) exp rounds to 0. Taylor's polynomial to degree 13 leaves
+    ``(ln(2)/2)^14/14! ≈ 4e-18`` relative, below float64's half ulp. ``bits_like``: an
+    empty int32 or int64 array (the floats' width), the dtype of the ``bits`` scratch.
+    """
+    single = np.dtype(dtype) == np.float32
+    head = [np.log2(np.e), 0.5, _LN2_HI, _LN2_LO] + ([-104.0, -126, 127, 2.0**23] if single else
+                                                      [-746.0, -1022, 1023, 2.0**52])
+    constants = np.array(head + [1.0 / math.factorial(k) for k in range(13, -1, -1)], dtype=dtype)
+    return constants, np.zeros(0, dtype=np.int32 if single else np.int64)
+
+
+def _exp_kernel(v, out, bits, constants):
+    """``out[k] = exp(v[k])`` for ``v[k] ≤ 0`` (or NaN), one loop that Numba vectorises.
+
+    v, out: (n,) float32 or float64, computed in that dtype; bits: (2, n) int32 or
+    int64 scratch (the floats' width); constants: :func:`_exp_constants` of the dtype.
+    ``math.exp`` is a scalar libm call in Numba (its vector library, SVML, is not
+    installed with it), which made the softmax 4x slower than torch's; this is the same
+    function written as arithmetic that LLVM runs several lanes at a time::
+
+        v = max(v, lowest)                                   (exp is 0 below; NaN stays NaN)
+        q = floor(v·log2(e) + 0.5),  r = (v − q·ln2_hi) − q·ln2_lo      (|r| ≤ ln(2)/2)
+        p = Σ_{k=0..13} r^k / k!                                        (Horner)
+        exp(v) = p · 2^q1 · 2^q2,  q1 = max(q, e_min), q2 = q − q1      (two normal powers of 2)
+
+    ``2^q`` is built from its bits, the integer ``(q + bias)·2^fraction_bits`` (exact
+    in the dtype) stored into ``bits`` and read back as floats (``bits.view``).
+    Splitting ``q`` keeps both exponents in the normal range, so a subnormal result is
+    rounded once, in the last product. Within 2 ulp of the exact exp (float64's,
+    within 1; ``tests/kernels/test_cross_entropy.py``).
+    """
+    log2e, half, ln2_hi, ln2_lo, lowest, e_min, bias, shift = (constants[0], constants[1], constants[2],
+                                                               constants[3], constants[4], constants[5],
+                                                               constants[6], constants[7])
+    c13, c12, c11, c10, c9, c8, c7 = (constants[8], constants[9], constants[10], constants[11], constants[12],
+                                      constants[13], constants[14])
+    c6, c5, c4, c3, c2, c1, c0 = (constants[15], constants[16], constants[17], constants[18], constants[19],
+                                  constants[20], constants[21])
+    b1 = bits[0]
+    b2 = bits[1]
+    for k in range(v.shape[0]):
+        x = v[k]
+        x = lowest if x < lowest else x
+        q = np.floor(x * log2e + half)
+        r = (x - q * ln2_hi) - q * ln2_lo
+        p = c13 * r + c12
+        p = p * r + c11
+        p = p * r + c10
+        p = p * r + c9
+        p = p * r + c8
+        p = p * r + c7
+        p = p * r + c6
+        p = p * r + c5
+        p = p * r + c4
+        p = p * r + c3
+        p = p * r + c2
+        p = p * r + c1
+        out[k] = p * r + c0
+        q1 = q if q > e_min else e_min
+        b1[k] = (q1 + bias) * shift
+        b2[k] = (q - q1 + bias) * shift
+    s1 = b1.view(v.dtype)
+    s2 = b2.view(v.dtype)
+    for k in range(v.shape[0]):
+        out[k] = out[k] * s1[k] * s2[k]
+
+
+_exp = njit(cache=True, inline="always")(_exp_kernel)
+_exp_serial = njit(cache=True)(_exp_kernel)
+
+
+def exp(v: np.ndarray) -> np.ndarray:
+    """:func:`_exp_kernel` on a float32 or float64 array of values ≤ 0 (NaN allowed); the tests' handle on it."""
+    v = np.ascontiguousarray(v)
+    if v.dtype not in (np.float32, np.float64):
+        raise TypeError(f"exp: v must be float32 or float64, got {v.dtype}")
+    flat = v.ravel()
+    out = np.empty_like(flat)
+    constants, bits_like = _exp_constants(v.dtype)
+    _exp_serial(flat, out, np.empty((2, flat.shape[0]), bits_like.dtype), constants)
+    return out.reshape(v.shape)
+
+
+def _cross_entropy_forward_kernel(x, target, weight, ignore_index, log_probs_given, losses, weights, probs,
+                                  exp_constants, bits_like):
     """Every pixel's loss, weight and softmax, in blocks of consecutive pixels of one image.
 
     x, probs (written unless log_probs_given): (N, C, L); target: (N, L) int64;
-    weight: (C,); losses, weights (written): (N, L). The formula of
+    weight: (C,); losses, weights (written): (N, L); exp_constants, bits_like:
+    :func:`_exp_constants` of x's dtype. The formula of
     :func:`kernels.shared.cross_entropy.pixel_forward` (the GPU's loop, one thread per
     pixel) with the loops turned inside out: the class loop outside, the pixel loop
-    inside, so that every pass reads and writes one contiguous class row (1.4x faster
-    here than the per-pixel order, which reads the ``C`` rows with stride ``L``)::
+    inside, so that every pass reads and writes one contiguous class row, and on
+    slices indexed from 0, which Numba vectorises::
 
         for (n, block) in prange(N × blocks of _BLOCK pixels):
-            m[i] = max_c x[n, c, i]                                   (in T)
-            probs[n, c, i] = e = exp(x[n, c, i] − m[i]);  s[i] += e   (exp in T, s float64; c outer, i inner)
-            probs[n, c, i] *= 1 / s[i];   lse[i] = m[i] + log s[i]       (lse = 0 if log_probs_given)
+            m[i] = max_c x[n, c, i]                                       (in T)
+            probs[n, c, i] = e = exp(x[n, c, i] − m[i]);  s[i] += e       (exp in T: _exp_kernel; s float64)
+            probs[n, c, i] *= 1 / s[i];   lse[i] = m[i] + log s[i]           (lse = 0 if log_probs_given)
             pixel_loss(x, target, weight, ignore_index, n, i, lse[i], losses, weights)
     """
     n_images, classes, length = x.shape
@@ -61,45 +160,72 @@ def _cross_entropy_forward_kernel(x, target, weight, ignore_index, log_probs_giv
         if not log_probs_given:
             m = x[n, 0, i0:i0 + size].copy()
             for c in range(1, classes):
-                row = x[n, c]
+                row = x[n, c, i0:i0 + size]
                 for k in range(size):
-                    v = row[i0 + k]
+                    v = row[k]
                     m[k] = v if v > m[k] else m[k]
             s = np.zeros(size, dtype=np.float64)
+            d = np.empty_like(m)
+            bits = np.empty((2, size), bits_like.dtype)
             for c in range(classes):
-                row = x[n, c]
-                dst = probs[n, c]
+                row = x[n, c, i0:i0 + size]
                 for k in range(size):
-                    e = math.exp(row[i0 + k] - m[k])
-                    dst[i0 + k] = e
-                    s[k] += e
+                    d[k] = row[k] - m[k]
+                dst = probs[n, c, i0:i0 + size]
+                _exp(d, dst, bits, exp_constants)
+                for k in range(size):
+                    s[k] += dst[k]
             for k in range(size):
                 lse[k] = m[k] * 1.0 + math.log(s[k])
                 s[k] = 1.0 / s[k]
             for c in range(classes):
-                dst = probs[n, c]
+                dst = probs[n, c, i0:i0 + size]
                 for k in range(size):
-                    dst[i0 + k] = dst[i0 + k] * s[k]
+                    dst[k] = dst[k] * s[k]
         for k in range(size):
             pixel_loss(x, target, weight, ignore_index, n, i0 + k, lse[k], losses, weights)
 
 
 def _cross_entropy_backward_kernel(scale, probs, target, ignore_index, log_probs_given, grad_x):
-    """Every pixel's logit gradients; parallel over pixels.
+    """Every pixel's logit gradients, in blocks of consecutive pixels of one image.
 
-    scale: (N, L); probs, grad_x (written): (N, C, L); target: (N, L) int64::
+    scale: (N, L); probs, grad_x (written): (N, C, L); target: (N, L) int64. The
+    formula of :func:`kernels.shared.cross_entropy.pixel_backward` (the GPU's loop, one
+    thread per pixel, with the same float64 arithmetic) with the class loop outside,
+    on contiguous class rows, the ``if`` written as selects so that the pixel loop
+    vectorises::
 
-        for p in prange(N·L):
-            pixel_backward(scale, probs, target, ignore_index, log_probs_given, p // L, p % L, grad_x)
-
-    (:func:`kernels.shared.cross_entropy.pixel_backward`).
+        for (n, block) in prange(N × blocks of _BLOCK pixels):
+            for c in range(C):
+                for i in block:
+                    s = scale[n, i];  t = target[n, i]
+                    g = probs[n, c, i]·s  (0 if log_probs_given);  g −= s if c = t
+                    grad_x[n, c, i] = 0 if t = ignore_index else g
     """
-    length = probs.shape[2]
-    for p in prange(probs.shape[0] * length):
-        _pixel_backward(scale, probs, target, ignore_index, log_probs_given, p // length, p % length, grad_x)
+    n_images, classes, length = grad_x.shape
+    blocks = (length + _BLOCK - 1) // _BLOCK
+    for job in prange(n_images * blocks):
+        n = job // blocks
+        i0 = (job % blocks) * _BLOCK
+        size = min(_BLOCK, length - i0)
+        sc = scale[n, i0:i0 + size]
+        t = target[n, i0:i0 + size]
+        for c in range(classes):
+            dst = grad_x[n, c, i0:i0 + size]
+            if log_probs_given:
+                for k in range(size):
+                    s = sc[k] * 1.0
+                    g = -s if t[k] == c else 0.0
+                    dst[k] = 0.0 if t[k] == ignore_index else g
+            else:
+                src = probs[n, c, i0:i0 + size]
+                for k in range(size):
+                    s = sc[k] * 1.0
+                    g = src[k] * s
+                    g = g - s if t[k] == c else g
+                    dst[k] = 0.0 if t[k] == ignore_index else g
 
 
-_pixel_backward = njit(cache=True, inline="always")(pixel_backward)
 _cross_entropy_forward = njit(parallel=True, cache=True)(_cross_entropy_forward_kernel)
 _cross_entropy_backward = njit(parallel=True, cache=True)(_cross_entropy_backward_kernel)
 
@@ -127,7 +253,8 @@ def cross_entropy_forward(x, target, weight, ignore_index, log_probs_given):
     losses = np.empty(t2.shape, dtype=dtype)
     weights = np.empty(t2.shape, dtype=dtype)
     probs = np.empty((1, 1, 1) if log_probs_given else x3.shape, dtype=dtype)
-    _cross_entropy_forward(x3, t2, w, int(ignore_index), bool(log_probs_given), losses, weights, probs)
+    _cross_entropy_forward(x3, t2, w, int(ignore_index), bool(log_probs_given), losses, weights, probs,
+                           *_exp_constants(dtype))
     return losses, weights, None if log_probs_given else probs.reshape(np.shape(x))
 
 

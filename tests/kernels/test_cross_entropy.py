@@ -17,6 +17,7 @@ import minitorchseg as mts
 import minitorchseg.functional as F
 from minitorchseg.autograd import gradcheck
 from minitorchseg.kernels.cpu import cross_entropy_backward, cross_entropy_forward
+from minitorchseg.kernels.cpu.cross_entropy import exp
 from tests.strategies import TOL, dtypes, randn, seeds, settings_fast, strided
 from tests.torch_ref import upstream
 
@@ -59,6 +60,8 @@ def test_cross_entropy_kernels_match_torch(shape, seed, dtype, weighted, ignore_
     expected_w = np.where(ignored, 0.0, 1.0 if weight is None else weight[np.where(ignored, 0, target)])
     np.testing.assert_array_equal(w.reshape(target.shape), expected_w.astype(dtype))
     assert not gx.swapaxes(0, 1)[:, ignored].any(), "ignored pixels get exactly zero gradient"
+    any_scale = cross_entropy_backward(np.ones_like(scale), probs, target, ignore_index, False)
+    assert not any_scale.swapaxes(0, 1)[:, ignored].any(), "... whatever their scale"
 
 
 @settings_fast
@@ -77,6 +80,39 @@ def test_nll_kernels_match_torch(shape, seed, dtype, weighted):
     tol = TOL[np.dtype(dtype)]
     np.testing.assert_allclose(losses.reshape(target.shape), ref.detach().numpy(), **tol)
     np.testing.assert_allclose(gx, xt.grad.numpy(), **tol)
+    ignored = np.zeros(target.shape, bool)
+    ignored.flat[::3] = True
+    any_scale = cross_entropy_backward(np.ones(w.shape, dtype), x, np.where(ignored, -100, target), -100, True)
+    assert not any_scale.swapaxes(0, 1)[:, ignored].any(), "ignored pixels get exactly zero gradient"
+
+
+_EXP_EDGES = {
+    # 0, tiny, |r| = ln(2)/2 (the reduction's edge), the smallest normal and subnormal results, the rounding
+    # to 0, the clamp, −inf, NaN
+    np.float64: [0.0, -0.0, -1e-300, -0.34657359, -0.3465736, -708.3964, -708.4, -744.44, -745.13, -745.14,
+                 -746.0, -1e4, -np.inf, np.nan],
+    np.float32: [0.0, -0.0, -1e-30, -0.34657359, -0.3465736, -87.3365, -87.34, -103.27, -103.97, -103.98,
+                 -104.0, -1e4, -np.inf, np.nan],
+}
+
+
+@settings_fast
+@given(seed=seeds, dtype=dtypes, scale=st.sampled_from([0.5, 30.0, 300.0]))
+def test_exp_within_two_ulp(seed, dtype, scale):
+    """The softmax's vectorised ``exp`` (values ≤ 0) against NumPy's float64 ``exp`` rounded to the dtype: within
+    2 ulp where the result is normal, one subnormal step where it is subnormal, 0 and NaN where it is."""
+    v = (-np.random.default_rng(seed).exponential(scale, 4099)).astype(dtype)   # odd: the vector loop's tail too
+    v[:len(_EXP_EDGES[dtype])] = _EXP_EDGES[dtype]
+    got = exp(v)
+    with np.errstate(under="ignore"):
+        ref = np.exp(v.astype(np.float64)).astype(dtype)
+    info = np.finfo(dtype)
+    assert got.dtype == dtype and got.shape == v.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(v))
+    ok = ~np.isnan(v)
+    step = info.smallest_subnormal
+    np.testing.assert_array_less(np.abs(got[ok] - ref[ok]), 2 * info.eps * ref[ok] + 1.5 * step)
+    assert not got[ok & (ref == 0)].any(), "exp rounds to exactly 0 where the reference does"
 
 
 def test_cross_entropy_hand_example():
