@@ -43,6 +43,10 @@ _LN2_LO = -2.1219444005469058277e-4
 ln 2 − _LN2_HI to 20 digits."""
 
 
+_DEGREE = 13
+"""Degree of :func:`_exp_kernel`'s Taylor polynomial."""
+
+
 def _exp_constants(dtype):
     """The constants of :func:`_exp_kernel` for float32 or float64 logits: ``(constants, bits_like)``.
 
@@ -56,7 +60,7 @@ def _exp_constants(dtype):
     single = np.dtype(dtype) == np.float32
     head = [np.log2(np.e), 0.5, _LN2_HI, _LN2_LO] + ([-104.0, -126, 127, 2.0**23] if single else
                                                       [-746.0, -1022, 1023, 2.0**52])
-    constants = np.array(head + [1.0 / math.factorial(k) for k in range(13, -1, -1)], dtype=dtype)
+    constants = np.array(head + [1.0 / math.factorial(k) for k in range(_DEGREE, -1, -1)], dtype=dtype)
     return constants, np.zeros(0, dtype=np.int32 if single else np.int64)
 
 
@@ -83,10 +87,6 @@ def _exp_kernel(v, out, bits, constants):
     log2e, half, ln2_hi, ln2_lo, lowest, e_min, bias, shift = (constants[0], constants[1], constants[2],
                                                                constants[3], constants[4], constants[5],
                                                                constants[6], constants[7])
-    c13, c12, c11, c10, c9, c8, c7 = (constants[8], constants[9], constants[10], constants[11], constants[12],
-                                      constants[13], constants[14])
-    c6, c5, c4, c3, c2, c1, c0 = (constants[15], constants[16], constants[17], constants[18], constants[19],
-                                  constants[20], constants[21])
     b1 = bits[0]
     b2 = bits[1]
     for k in range(v.shape[0]):
@@ -94,19 +94,10 @@ def _exp_kernel(v, out, bits, constants):
         x = lowest if x < lowest else x
         q = np.floor(x * log2e + half)
         r = (x - q * ln2_hi) - q * ln2_lo
-        p = c13 * r + c12
-        p = p * r + c11
-        p = p * r + c10
-        p = p * r + c9
-        p = p * r + c8
-        p = p * r + c7
-        p = p * r + c6
-        p = p * r + c5
-        p = p * r + c4
-        p = p * r + c3
-        p = p * r + c2
-        p = p * r + c1
-        out[k] = p * r + c0
+        p = constants[8]
+        for j in range(9, 9 + _DEGREE):  # Horner from 1/13!: a constant trip count, unrolled by LLVM
+            p = p * r + constants[j]
+        out[k] = p
         q1 = q if q > e_min else e_min
         b1[k] = (q1 + bias) * shift
         b2[k] = (q - q1 + bias) * shift
@@ -132,6 +123,15 @@ def exp(v: np.ndarray) -> np.ndarray:
     return out.reshape(v.shape)
 
 
+def _block_of(job, blocks, length):
+    """Job ``job`` of a ``prange(N × blocks)`` over blocks of ``_BLOCK`` pixels: ``(image n, first pixel i0, size)``."""
+    i0 = (job % blocks) * _BLOCK
+    return job // blocks, i0, min(_BLOCK, length - i0)
+
+
+_block = njit(cache=True, inline="always")(_block_of)
+
+
 def _cross_entropy_forward_kernel(x, target, weight, ignore_index, log_probs_given, losses, weights, probs,
                                   exp_constants, bits_like):
     """Every pixel's loss, weight and softmax, in blocks of consecutive pixels of one image.
@@ -153,9 +153,7 @@ def _cross_entropy_forward_kernel(x, target, weight, ignore_index, log_probs_giv
     n_images, classes, length = x.shape
     blocks = (length + _BLOCK - 1) // _BLOCK
     for job in prange(n_images * blocks):
-        n = job // blocks
-        i0 = (job % blocks) * _BLOCK
-        size = min(_BLOCK, length - i0)
+        n, i0, size = _block(job, blocks, length)
         lse = np.zeros(size, dtype=np.float64)
         if not log_probs_given:
             m = x[n, 0, i0:i0 + size].copy()
@@ -205,9 +203,7 @@ def _cross_entropy_backward_kernel(scale, probs, target, ignore_index, log_probs
     n_images, classes, length = grad_x.shape
     blocks = (length + _BLOCK - 1) // _BLOCK
     for job in prange(n_images * blocks):
-        n = job // blocks
-        i0 = (job % blocks) * _BLOCK
-        size = min(_BLOCK, length - i0)
+        n, i0, size = _block(job, blocks, length)
         sc = scale[n, i0:i0 + size]
         t = target[n, i0:i0 + size]
         for c in range(classes):
