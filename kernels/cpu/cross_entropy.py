@@ -65,7 +65,7 @@ def _exp_constants(dtype):
 
 
 def _exp_kernel(v, out, bits, constants):
-    """``out[k] = exp(v[k])`` for ``v[k] ≤ 0`` (or NaN), one loop that Numba vectorises.
+    """``out[k] = exp(v[k])`` for ``v[k] ≤ 0`` (or NaN), in two loops that Numba vectorises.
 
     v, out: (n,) float32 or float64, computed in that dtype; bits: (2, n) int32 or
     int64 scratch (the floats' width); constants: :func:`_exp_constants` of the dtype.
@@ -81,8 +81,9 @@ def _exp_kernel(v, out, bits, constants):
     ``2^q`` is built from its bits, the integer ``(q + bias)·2^fraction_bits`` (exact
     in the dtype) stored into ``bits`` and read back as floats (``bits.view``).
     Splitting ``q`` keeps both exponents in the normal range, so a subnormal result is
-    rounded once, in the last product. Within 2 ulp of the exact exp (float64's,
-    within 1; ``tests/kernels/test_cross_entropy.py``).
+    rounded once, in the last product. Tested within 2 ulp of the correctly rounded
+    exp (``tests/kernels/test_cross_entropy.py``; measured at most 1.0 ulp in float64,
+    1.6 in float32).
     """
     log2e, half, ln2_hi, ln2_lo, lowest, e_min, bias, shift = (constants[0], constants[1], constants[2],
                                                                constants[3], constants[4], constants[5],
