@@ -1,0 +1,98 @@
+"""Winograd F(2x2, 3x3) (`minitorchseg.kernels.cpu.winograd`): its matrices, its transforms, and the
+convolutions that run through it against torch (forward, input gradient, the decoder's transposed conv)."""
+
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minitorchseg.kernels.cpu import conv, conv2d_backward_input, conv2d_forward, conv_transpose2d_forward
+from minitorchseg.kernels.cpu import winograd as wg
+from tests.kernels.conv_cases import assert_conv_close, execution, executions, noncontiguous
+from tests.strategies import dtypes, randn, seeds, settings_fast
+from tests.torch_ref import upstream
+
+
+def test_one_dimensional_identity_by_hand():
+    """F(2, 3): d = (1, 2, 3, 4), g = (1, 10, 100): y0 = 1 + 20 + 300 = 321, y1 = 2 + 30 + 400 = 432."""
+    d = np.array([1.0, 2.0, 3.0, 4.0])
+    g = np.array([1.0, 10.0, 100.0])
+    np.testing.assert_array_equal(wg.A_T @ ((wg.G @ g) * (wg.B_T @ d)), [321.0, 432.0])
+
+
+@given(seed=seeds, dtype=dtypes)
+def test_transforms_match_their_matrices(seed, dtype):
+    """The kernels' unrolled transforms equal the products with B_T, G and A_T written as matrices."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(dtype)
+    u = wg.weight_transform(w)
+    ref_u = np.einsum("ai,ocij,bj->aboc", wg.G, w.astype(np.float64), wg.G).reshape(16, 3, 2)
+    np.testing.assert_allclose(u, ref_u, rtol=1e-6 if dtype == np.float32 else 1e-15, atol=1e-6)
+    # one 4x4 image, padding 0: a single tile, V = Bᵀ d B
+    x = rng.standard_normal((1, 1, 4, 4)).astype(dtype)
+    v = np.empty((16, 1, 1, 1, 1), dtype)
+    wg.input_transform(x, v, 0, 0, 0)
+    np.testing.assert_allclose(v.ravel(), (wg.B_T @ x[0, 0].astype(np.float64) @ wg.B_T.T).ravel(),
+                               rtol=1e-6, atol=1e-6)
+    out = np.empty((1, 1, 2, 2), dtype)
+    m = rng.standard_normal((16, 1, 1, 1, 1)).astype(dtype)
+    wg.output_transform(m, out, 0)
+    np.testing.assert_allclose(out[0, 0], wg.A_T @ m.reshape(4, 4).astype(np.float64) @ wg.A_T.T,
+                               rtol=1e-6, atol=1e-6)
+
+
+@st.composite
+def winograd_geometries(draw):
+    """A stride-1 3x3 conv2d: channels, padding 0..3, any size the padded kernel fits (odd sizes give half tiles)."""
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    h = draw(st.integers(max(1, 3 - 2 * padding[0]), 11))
+    w = draw(st.integers(max(1, 3 - 2 * padding[1]), 11))
+    return draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5)), h, w, padding
+
+
+@settings_fast
+@given(geometry=winograd_geometries(), seed=seeds, dtype=dtypes, strided=st.booleans(), run=executions)
+def test_winograd_conv2d_matches_torch(geometry, seed, dtype, strided, run):
+    """Forward and input gradient (the flipped 3x3 conv) through Winograd, at the tolerances of the im2col route."""
+    n, cin, cout, h, w, padding = geometry
+    x = randn(seed, (n, cin, h, w), dtype)
+    wt = randn(seed + 1, (cout, cin, 3, 3), dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    ref = torch.nn.functional.conv2d(xt, torch.tensor(wt), None, 1, padding)
+    go = upstream(tuple(ref.shape), dtype, seed)
+    ref.backward(torch.tensor(go))
+    if strided:
+        x, wt, go = noncontiguous(x), noncontiguous(wt), noncontiguous(go)
+    geometry = ((1, 1), padding, (1, 1), 1)
+    with execution(*run), mock.patch.object(conv, "WINOGRAD_MIN_CHANNELS", 1), \
+            mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy:
+        out = conv2d_forward(x, wt, *geometry)
+        gx = conv2d_backward_input(go, wt, (h, w), *geometry)
+    assert spy.call_count == 2  # both ran as Winograd
+    assert_conv_close(out, ref.detach().numpy(), "output", cin * 9, "forward")
+    assert_conv_close(gx, xt.grad.numpy(), "output", cout * 9, "grad input")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_decoder_transposed_conv_runs_as_winograd(dtype):
+    """The input gradient of a conv that halves the channels (U-Net's decoder: 2C -> C) is a stride-1
+    transposed conv with more input than output channels; it takes the flipped Winograd route."""
+    x = randn(0, (2, 16, 9, 10), dtype)
+    w = randn(1, (16, 8, 3, 3), dtype)   # conv_transpose2d weight (Cin, Cout, 3, 3)
+    ref = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), None, 1, 1).numpy()
+    with mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy:
+        out = conv_transpose2d_forward(x, w, (1, 1), (1, 1), (0, 0), 1, (1, 1))
+    assert spy.call_count == 1
+    assert_conv_close(out, ref, "output", 16 * 9, "conv_transpose2d")
+
+
+def test_threshold_keeps_few_channels_on_im2col():
+    """Below WINOGRAD_MIN_CHANNELS input channels (the first layer's RGB) the im2col route runs."""
+    x = randn(0, (1, 3, 8, 8), np.float32)
+    w = randn(1, (16, 3, 3, 3), np.float32)
+    with mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy:
+        conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), 1)
+    assert spy.call_count == 0
