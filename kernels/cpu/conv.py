@@ -268,7 +268,7 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
             cols = im2col(x[n0:n1])                                   # (groups, K, b·T·Wo): images side by side
             out[n0:n1, :, rows] = w.reshape(groups, Og, K) @ cols     # one GEMM per group; in place for one image
     """
-    if _winograd_applies(x, w, stride, dilation, groups):
+    if _winograd_applies(x.shape[1], w.shape[2:], stride, dilation, groups):
         return _conv2d_winograd(x, w, padding, out_hw)
     N, C, H, W = x.shape
     O, Cg, kh, kw = w.shape
@@ -298,11 +298,11 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     return out.reshape(N, O, Ho, Wo)
 
 
-def _winograd_applies(x, w, stride, dilation, groups) -> bool:
-    """Whether conv2d runs as Winograd F(2x2, 3x3): a 3x3 kernel, stride 1, dilation 1, one group, and at
+def _winograd_applies(in_channels, kernel_hw, stride, dilation, groups) -> bool:
+    """Whether a conv2d runs as Winograd F(2x2, 3x3): a 3x3 kernel, stride 1, dilation 1, one group, and at
     least :data:`WINOGRAD_MIN_CHANNELS` input channels."""
-    return (w.shape[2:] == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
-            and x.shape[1] >= WINOGRAD_MIN_CHANNELS)
+    return (tuple(kernel_hw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
+            and in_channels >= WINOGRAD_MIN_CHANNELS)
 
 
 def _conv2d_winograd(x, w, padding, out_hw):
@@ -345,6 +345,49 @@ def _conv2d_winograd(x, w, padding, out_hw):
     return out
 
 
+def _conv2d_winograd_weight(x, grad_out, padding):
+    """conv2d's weight gradient for a 3x3 kernel at stride 1 by Winograd F(2x2, 3x3) → (O, C, 3, 3).
+
+    The adjoint of :func:`_conv2d_winograd`: with ``out = Aᵀ [U ⊙ V] A`` per tile and
+    ``U = G w Gᵀ``, the gradient reaches ``U`` as ``Σ_tiles (A dY Aᵀ) ⊙ V`` and ``w`` as
+    ``Gᵀ ∂L/∂U G``::
+
+        for each block (images [n0, n1), tile rows [t0, t1)):      # shared out to the workers
+            V = input_transform(x[n0:n1])                          # (16, C, P)
+            Z = output_gradient_transform(grad_out[n0:n1])         # (16, O, P): A dY Aᵀ per tile
+            part += Z @ Vᵀ                                         # 16 GEMMs, (16, O, C)
+        grad_w = weight_gradient_transform(part of worker 0 + part of worker 1 + ...)
+    """
+    N, C = x.shape[:2]
+    O, Ho, Wo = grad_out.shape[1:]
+    if N * Ho * Wo == 0:
+        return np.zeros((O, C, 3, 3), dtype=x.dtype)
+    th, tw = -(-Ho // 2), -(-Wo // 2)
+    ph, pw = padding
+
+    def work(blocks, serial):
+        forward = winograd.input_transform if serial else winograd.input_transform_parallel
+        adjoint = winograd.output_gradient_transform if serial else winograd.output_gradient_transform_parallel
+        part = np.zeros((16, O, C), dtype=x.dtype)
+        for n0, n1, t0, t1 in blocks:
+            b, T = n1 - n0, t1 - t0
+            P = b * T * tw
+            buf = _runtime.scratch(16 * (C + O) * P, x.dtype)
+            v = buf[: 16 * C * P].reshape(16, C, b, T, tw)
+            z = buf[16 * C * P :].reshape(16, O, b, T, tw)
+            forward(x[n0:n1], v, ph, pw, t0)
+            adjoint(grad_out[n0:n1], z, t0)
+            part += np.matmul(z.reshape(16, O, P), v.reshape(16, C, P).transpose(0, 2, 1))
+        return part
+
+    row_bytes = 16 * (C + O) * tw * x.itemsize
+    parts = _runtime.workers.map(work, _runtime.blocks(N, th, row_bytes), N * th * row_bytes)
+    du = parts[0]
+    for part in parts[1:]:
+        du += part
+    return winograd.weight_gradient_transform(du)
+
+
 def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, groups):
     """``grad_w[o, c, i, j] = Σ_{n,y,x} grad_out[n, o, y, x] · cols[n][(c, i, j), (y, x)]`` → (O, C/groups, kh, kw).
 
@@ -365,6 +408,8 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
     order: the final transpose of a large gradient (FCN-8s' fc6 at width 0.125:
     512 x 3136) cost 3x its product.
     """
+    if _winograd_applies(x.shape[1], kernel_hw, stride, dilation, groups):
+        return _conv2d_winograd_weight(x, grad_out, padding)
     N, C, H, W = x.shape
     O, Ho, Wo = grad_out.shape[1:]
     kh, kw = kernel_hw
@@ -519,7 +564,7 @@ def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dila
     x, w = _contiguous(x, w)
     out_hw = conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)
     if tuple(stride) == (1, 1) and (x.shape[1] <= w.shape[1] * groups
-                                    or _winograd_applies(x, w, stride, dilation, groups)):
+                                    or _winograd_applies(x.shape[1], w.shape[2:], stride, dilation, groups)):
         return _conv2d_gemm(x, _flipped(w, groups), (1, 1), _flipped_padding(w, padding, dilation), dilation,
                             groups, out_hw)
     return _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw)

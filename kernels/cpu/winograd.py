@@ -42,7 +42,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["B_T", "G", "A_T", "weight_transform", "input_transform", "output_transform"]
+__all__ = [
+    "B_T", "G", "A_T", "weight_transform", "input_transform", "output_transform", "output_gradient_transform",
+    "weight_gradient_transform",
+]
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -193,6 +196,97 @@ def weight_transform(w: np.ndarray) -> np.ndarray:
     return u
 
 
+@njit(inline="always")
+def _a(y0, y1):
+    """``A (y0, y1)``: the adjoint of the output transform on one line of two (A = (Aᵀ)ᵀ, 4x2)."""
+    return y0, y0 + y1, y0 - y1, -y1
+
+
+@njit(inline="always")
+def _gt(m0, m1, m2, m3, half):
+    """``Gᵀ (m0, m1, m2, m3)``: the adjoint of the weight transform on one line of four."""
+    return m0 + half * (m1 + m2), half * (m1 - m2), half * (m1 + m2) + m3
+
+
+def _output_gradient_transform_kernel(go, z, ty0):
+    """``z[4a + b, o, i, t, tx] = (A Y Aᵀ)[a, b]`` for the 2x2 tile ``Y`` of ``go`` at tile ``(ty0 + t, tx)``.
+
+    go: (B, O, Ho, Wo); z: (16, O, B, T, tw). The adjoint of :func:`output_transform`:
+    the upstream gradient of a tile taken back to its 16 products (pixels of
+    a half tile beyond ``Ho`` or ``Wo`` count as 0)::
+
+        for o in prange(O):
+            for i, t, tx in B × T × tw:
+                z[:, o, i, t, tx] = (A go[i, o, 2ty : 2ty + 2, 2tx : 2tx + 2] Aᵀ).ravel()
+    """
+    O = z.shape[1]
+    B = z.shape[2]
+    T = z.shape[3]
+    tw = z.shape[4]
+    Ho = go.shape[2]
+    Wo = go.shape[3]
+    zero = go.dtype.type(0)
+    for o in prange(O):
+        for i in range(B):
+            for t in range(T):
+                y = 2 * (ty0 + t)
+                for tx in range(tw):
+                    x = 2 * tx
+                    y00 = go[i, o, y, x] if y < Ho else zero
+                    y01 = go[i, o, y, x + 1] if y < Ho and x + 1 < Wo else zero
+                    y10 = go[i, o, y + 1, x] if y + 1 < Ho else zero
+                    y11 = go[i, o, y + 1, x + 1] if y + 1 < Ho and x + 1 < Wo else zero
+                    # A Y: each of the two columns of Y through A; then (A Y) Aᵀ: each of its four rows
+                    c0 = _a(y00, y10)
+                    c1 = _a(y01, y11)
+                    for a in range(4):
+                        e = _a(c0[a], c1[a])
+                        z[4 * a, o, i, t, tx] = e[0]
+                        z[4 * a + 1, o, i, t, tx] = e[1]
+                        z[4 * a + 2, o, i, t, tx] = e[2]
+                        z[4 * a + 3, o, i, t, tx] = e[3]
+
+
+def _weight_gradient_transform_kernel(du, grad_w, half):
+    """``grad_w[o, c] = Gᵀ dU[:, o, c].reshape(4, 4) G``: du (16, O, C) → grad_w (O, C, 3, 3).
+
+    The adjoint of :func:`_weight_transform_kernel`::
+
+        for o in prange(O):
+            for c in range(C):
+                grad_w[o, c] = Gᵀ du[:, o, c].reshape(4, 4) G
+    """
+    O = du.shape[1]
+    C = du.shape[2]
+    for o in prange(O):
+        for c in range(C):
+            # Gᵀ dU: each of the four columns of dU through Gᵀ (three values each)
+            c0 = _gt(du[0, o, c], du[4, o, c], du[8, o, c], du[12, o, c], half)
+            c1 = _gt(du[1, o, c], du[5, o, c], du[9, o, c], du[13, o, c], half)
+            c2 = _gt(du[2, o, c], du[6, o, c], du[10, o, c], du[14, o, c], half)
+            c3 = _gt(du[3, o, c], du[7, o, c], du[11, o, c], du[15, o, c], half)
+            # (Gᵀ dU) G: each of its three rows through Gᵀ
+            for a in range(3):
+                e = _gt(c0[a], c1[a], c2[a], c3[a], half)
+                grad_w[o, c, a, 0] = e[0]
+                grad_w[o, c, a, 1] = e[1]
+                grad_w[o, c, a, 2] = e[2]
+
+
+_weight_gradient_transform = njit(parallel=True, cache=True, nogil=True)(_weight_gradient_transform_kernel)
+
+
+def weight_gradient_transform(du: np.ndarray) -> np.ndarray:
+    """``∂L/∂w[o, c] = Gᵀ ∂L/∂U[:, o, c] G``: du (16, Cout, Cin) → (Cout, Cin, 3, 3), du's dtype.
+
+    Since ``U[o, c] = G w[o, c] Gᵀ`` is linear in ``w``, its adjoint takes the gradient
+    with respect to ``U`` back to the weights.
+    """
+    grad_w = np.empty(du.shape[1:] + (3, 3), dtype=du.dtype)
+    _weight_gradient_transform(np.ascontiguousarray(du), grad_w, du.dtype.type(0.5))
+    return grad_w
+
+
 # Serial bindings run inside the conv workers (one block each); the parallel ones
 # spread channels over Numba's threads when a block runs on the caller without
 # threadpoolctl (see kernels.cpu.conv).
@@ -200,3 +294,5 @@ input_transform = njit(cache=True, nogil=True)(_input_transform_kernel)
 output_transform = njit(cache=True, nogil=True)(_output_transform_kernel)
 input_transform_parallel = njit(parallel=True, cache=True, nogil=True)(_input_transform_kernel)
 output_transform_parallel = njit(parallel=True, cache=True, nogil=True)(_output_transform_kernel)
+output_gradient_transform = njit(cache=True, nogil=True)(_output_gradient_transform_kernel)
+output_gradient_transform_parallel = njit(parallel=True, cache=True, nogil=True)(_output_gradient_transform_kernel)

@@ -9,9 +9,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minitorchseg.kernels.cpu import conv, conv2d_backward_input, conv2d_forward, conv_transpose2d_forward
+from minitorchseg.kernels.cpu import (
+    conv,
+    conv2d_backward_input,
+    conv2d_backward_weight,
+    conv2d_forward,
+    conv_transpose2d_forward,
+)
 from minitorchseg.kernels.cpu import winograd as wg
-from tests.kernels.conv_cases import assert_conv_close, execution, executions, noncontiguous
+from tests.kernels.conv_cases import assert_conv_close, execution, executions, gradient_magnitudes, noncontiguous
 from tests.strategies import dtypes, randn, seeds, settings_fast
 from tests.torch_ref import upstream
 
@@ -42,6 +48,14 @@ def test_transforms_match_their_matrices(seed, dtype):
     wg.output_transform(m, out, 0)
     np.testing.assert_allclose(out[0, 0], wg.A_T @ m.reshape(4, 4).astype(np.float64) @ wg.A_T.T,
                                rtol=1e-6, atol=1e-6)
+    # the adjoints: Z = A Y Aᵀ of a 2x2 upstream tile, and grad_w = Gᵀ dU G
+    y = rng.standard_normal((1, 1, 2, 2)).astype(dtype)
+    z = np.empty((16, 1, 1, 1, 1), dtype)
+    wg.output_gradient_transform(y, z, 0)
+    np.testing.assert_allclose(z.reshape(4, 4), wg.A_T.T @ y[0, 0].astype(np.float64) @ wg.A_T, rtol=1e-6, atol=1e-6)
+    du = rng.standard_normal((16, 3, 2)).astype(dtype)
+    ref_gw = np.einsum("ai,aboc,bj->ocij", wg.G, du.reshape(4, 4, 3, 2).astype(np.float64), wg.G)
+    np.testing.assert_allclose(wg.weight_gradient_transform(du), ref_gw, rtol=1e-6, atol=1e-6)
 
 
 @st.composite
@@ -56,24 +70,29 @@ def winograd_geometries(draw):
 @settings_fast
 @given(geometry=winograd_geometries(), seed=seeds, dtype=dtypes, strided=st.booleans(), run=executions)
 def test_winograd_conv2d_matches_torch(geometry, seed, dtype, strided, run):
-    """Forward and input gradient (the flipped 3x3 conv) through Winograd, at the tolerances of the im2col route."""
+    """Forward, input gradient (the flipped 3x3 conv) and weight gradient (the adjoint transforms) through
+    Winograd, at the tolerances of the im2col route."""
     n, cin, cout, h, w, padding = geometry
     x = randn(seed, (n, cin, h, w), dtype)
     wt = randn(seed + 1, (cout, cin, 3, 3), dtype)
-    xt = torch.tensor(x, requires_grad=True)
-    ref = torch.nn.functional.conv2d(xt, torch.tensor(wt), None, 1, padding)
+    xt, wtt = torch.tensor(x, requires_grad=True), torch.tensor(wt, requires_grad=True)
+    ref = torch.nn.functional.conv2d(xt, wtt, None, 1, padding)
     go = upstream(tuple(ref.shape), dtype, seed)
     ref.backward(torch.tensor(go))
     if strided:
         x, wt, go = noncontiguous(x), noncontiguous(wt), noncontiguous(go)
     geometry = ((1, 1), padding, (1, 1), 1)
     with execution(*run), mock.patch.object(conv, "WINOGRAD_MIN_CHANNELS", 1), \
-            mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy:
+            mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy, \
+            mock.patch.object(conv, "_conv2d_winograd_weight", wraps=conv._conv2d_winograd_weight) as spy_weight:
         out = conv2d_forward(x, wt, *geometry)
         gx = conv2d_backward_input(go, wt, (h, w), *geometry)
-    assert spy.call_count == 2  # both ran as Winograd
+        gw = conv2d_backward_weight(x, go, (3, 3), *geometry)
+    assert (spy.call_count, spy_weight.call_count) == (2, 1)  # all three ran as Winograd
     assert_conv_close(out, ref.detach().numpy(), "output", cin * 9, "forward")
     assert_conv_close(gx, xt.grad.numpy(), "output", cout * 9, "grad input")
+    magnitude = gradient_magnitudes(lambda x, w: torch.nn.functional.conv2d(x, w, None, 1, padding), [x, wt], go)[1]
+    assert_conv_close(gw, wtt.grad.numpy(), "weight", cin * 9, "grad weight", magnitude)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
