@@ -216,11 +216,13 @@ _im2col_serial = njit(cache=True, nogil=True)(_im2col_kernel)
 _col2im_serial = njit(cache=True, nogil=True)(_col2im_kernel)
 
 
-# Stride-1 3x3 convolutions with at least this many input channels run as Winograd
-# F(2x2, 3x3) (_conv2d_winograd). Below it the 16 GEMMs have too short an inner
-# dimension to gain: U-Net's shapes at batch 4, forward, 2 threads, Zen 5 with
-# OpenBLAS's Haswell kernels: C3->16 176x240 1.3 ms by im2col, 2.8 by Winograd;
-# C16->16 176x240 6.5 and 6.5; C64->64 44x60 4.3 and 2.8; C256->128 22x30 8.7 and 4.6.
+# Stride-1 3x3 convolutions with at least this many input and output channels run
+# as Winograd F(2x2, 3x3) (_conv2d_winograd). Below it the 16 GEMMs are too thin to
+# gain: on a Zen 5 (OpenBLAS's Haswell kernels, 2 threads, batch 4) C3->16 176x240
+# took 1.3 ms by im2col and 2.8 by Winograd, and the input gradient of C3->32 (a
+# GEMM with 3 rows) 2x its im2col time. From 16 channels up it gains (forward, ms,
+# im2col vs Winograd, 2 threads, AVX-512 Xeon): C16->16 176x240 8.8 / 7.7, C64->64
+# 44x60 4.3 / 3.5, C256->128 22x30 8.0 / 4.8, batch 8 C64->64 128x128 63.7 / 37.3.
 WINOGRAD_MIN_CHANNELS = 16
 
 # Weight gradients of layers with at most this many output channels per group are
@@ -268,7 +270,7 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
             cols = im2col(x[n0:n1])                                   # (groups, K, b·T·Wo): images side by side
             out[n0:n1, :, rows] = w.reshape(groups, Og, K) @ cols     # one GEMM per group; in place for one image
     """
-    if _winograd_applies(x.shape[1], w.shape[2:], stride, dilation, groups):
+    if _winograd_applies(x.shape[1], w.shape[0], w.shape[2:], stride, dilation, groups):
         return _conv2d_winograd(x, w, padding, out_hw)
     N, C, H, W = x.shape
     O, Cg, kh, kw = w.shape
@@ -298,11 +300,38 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     return out.reshape(N, O, Ho, Wo)
 
 
-def _winograd_applies(in_channels, kernel_hw, stride, dilation, groups) -> bool:
+def _winograd_applies(in_channels, out_channels, kernel_hw, stride, dilation, groups) -> bool:
     """Whether a conv2d runs as Winograd F(2x2, 3x3): a 3x3 kernel, stride 1, dilation 1, one group, and at
-    least :data:`WINOGRAD_MIN_CHANNELS` input channels."""
+    least :data:`WINOGRAD_MIN_CHANNELS` input and output channels (the 16 GEMMs are ``(O, C) @ (C, P)``, and
+    ``U @ V`` with 3 output rows, as in the input gradient of a first layer, ran at a fraction of BLAS's rate)."""
     return (tuple(kernel_hw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
-            and in_channels >= WINOGRAD_MIN_CHANNELS)
+            and min(in_channels, out_channels) >= WINOGRAD_MIN_CHANNELS)
+
+
+def _winograd_scratch(v_shape, m_shape, dtype):
+    """Views ``(16,) + v_shape`` and ``(16,) + m_shape`` of the calling thread's scratch, each of the 16
+    planes (one per tile position ``ξ``) starting an odd number of cache lines after the previous one.
+
+    The transforms write (or read) one value to each of the 16 planes per tile. Planes
+    a power of two apart map those 16 accesses to the same cache sets, which hold
+    only a few lines each: with C = 64 channels and P = 512 tiles (a band of 8 tile
+    rows of a 128x128 image) the planes are 128 KiB apart and the input transform
+    took 1.74 ms instead of 0.20 (single thread, Xeon with AVX-512). Padding each
+    plane to an odd number of lines spreads the 16 accesses over 16 sets. The views
+    are C-contiguous within each plane, as the kernels and the GEMM need.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    line = 64 // itemsize
+
+    def plane(shape):
+        lines = -(-int(np.prod(shape)) // line)
+        return (lines | 1) * line
+
+    pv, pm = plane(v_shape), plane(m_shape)
+    buf = _runtime.scratch(16 * (pv + pm), dtype)
+    v = buf[: 16 * pv].reshape(16, pv)[:, : int(np.prod(v_shape))].reshape((16,) + tuple(v_shape))
+    m = buf[16 * pv :].reshape(16, pm)[:, : int(np.prod(m_shape))].reshape((16,) + tuple(m_shape))
+    return v, m
 
 
 def _conv2d_winograd(x, w, padding, out_hw):
@@ -333,12 +362,10 @@ def _conv2d_winograd(x, w, padding, out_hw):
         for n0, n1, t0, t1 in blocks:
             b, T = n1 - n0, t1 - t0
             P = b * T * tw
-            buf = _runtime.scratch(16 * (C + O) * P, x.dtype)
-            v = buf[: 16 * C * P].reshape(16, C, b, T, tw)
-            m = buf[16 * C * P :].reshape(16, O, P)
+            v, m = _winograd_scratch((C, b, T, tw), (O, b, T, tw), x.dtype)
             forward(x[n0:n1], v, ph, pw, t0)
-            np.matmul(u, v.reshape(16, C, P), out=m)
-            backward(m.reshape(16, O, b, T, tw), out[n0:n1], t0)
+            np.matmul(u, v.reshape(16, C, P), out=m.reshape(16, O, P))
+            backward(m, out[n0:n1], t0)
 
     row_bytes = 16 * (C + O) * tw * x.itemsize
     _runtime.workers.map(work, _runtime.blocks(N, th, row_bytes), N * th * row_bytes)
@@ -372,9 +399,7 @@ def _conv2d_winograd_weight(x, grad_out, padding):
         for n0, n1, t0, t1 in blocks:
             b, T = n1 - n0, t1 - t0
             P = b * T * tw
-            buf = _runtime.scratch(16 * (C + O) * P, x.dtype)
-            v = buf[: 16 * C * P].reshape(16, C, b, T, tw)
-            z = buf[16 * C * P :].reshape(16, O, b, T, tw)
+            v, z = _winograd_scratch((C, b, T, tw), (O, b, T, tw), x.dtype)
             forward(x[n0:n1], v, ph, pw, t0)
             adjoint(grad_out[n0:n1], z, t0)
             part += np.matmul(z.reshape(16, O, P), v.reshape(16, C, P).transpose(0, 2, 1))
@@ -408,7 +433,7 @@ def _conv2d_weight_gemm(x, grad_out, kernel_hw, stride, padding, dilation, group
     order: the final transpose of a large gradient (FCN-8s' fc6 at width 0.125:
     512 x 3136) cost 3x its product.
     """
-    if _winograd_applies(x.shape[1], kernel_hw, stride, dilation, groups):
+    if _winograd_applies(x.shape[1], grad_out.shape[1], kernel_hw, stride, dilation, groups):
         return _conv2d_winograd_weight(x, grad_out, padding)
     N, C, H, W = x.shape
     O, Ho, Wo = grad_out.shape[1:]
@@ -563,8 +588,9 @@ def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dila
     """
     x, w = _contiguous(x, w)
     out_hw = conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)
-    if tuple(stride) == (1, 1) and (x.shape[1] <= w.shape[1] * groups
-                                    or _winograd_applies(x.shape[1], w.shape[2:], stride, dilation, groups)):
+    in_c, out_c = x.shape[1], w.shape[1] * groups
+    if tuple(stride) == (1, 1) and (in_c <= out_c
+                                    or _winograd_applies(in_c, out_c, w.shape[2:], stride, dilation, groups)):
         return _conv2d_gemm(x, _flipped(w, groups), (1, 1), _flipped_padding(w, padding, dilation), dilation,
                             groups, out_hw)
     return _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw)

@@ -99,19 +99,38 @@ def test_winograd_conv2d_matches_torch(geometry, seed, dtype, strided, run):
 def test_decoder_transposed_conv_runs_as_winograd(dtype):
     """The input gradient of a conv that halves the channels (U-Net's decoder: 2C -> C) is a stride-1
     transposed conv with more input than output channels; it takes the flipped Winograd route."""
-    x = randn(0, (2, 16, 9, 10), dtype)
-    w = randn(1, (16, 8, 3, 3), dtype)   # conv_transpose2d weight (Cin, Cout, 3, 3)
+    x = randn(0, (2, 32, 9, 10), dtype)
+    w = randn(1, (32, 16, 3, 3), dtype)   # conv_transpose2d weight (Cin, Cout, 3, 3)
     ref = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), None, 1, 1).numpy()
     with mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy:
         out = conv_transpose2d_forward(x, w, (1, 1), (1, 1), (0, 0), 1, (1, 1))
     assert spy.call_count == 1
-    assert_conv_close(out, ref, "output", 16 * 9, "conv_transpose2d")
+    assert_conv_close(out, ref, "output", 32 * 9, "conv_transpose2d")
 
 
 def test_threshold_keeps_few_channels_on_im2col():
-    """Below WINOGRAD_MIN_CHANNELS input channels (the first layer's RGB) the im2col route runs."""
+    """Below WINOGRAD_MIN_CHANNELS input or output channels the im2col route runs: the first layer's RGB
+    input in its forward and weight gradient, and its 3 output channels in its input gradient (32 -> 3)."""
     x = randn(0, (1, 3, 8, 8), np.float32)
-    w = randn(1, (16, 3, 3, 3), np.float32)
-    with mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy:
-        conv2d_forward(x, w, (1, 1), (1, 1), (1, 1), 1)
-    assert spy.call_count == 0
+    w = randn(1, (32, 3, 3, 3), np.float32)
+    go = randn(2, (1, 32, 8, 8), np.float32)
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    with mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy, \
+            mock.patch.object(conv, "_conv2d_winograd_weight", wraps=conv._conv2d_winograd_weight) as spy_weight:
+        conv2d_forward(x, w, *geometry)
+        conv2d_backward_input(go, w, (8, 8), *geometry)
+        conv2d_backward_weight(x, go, (3, 3), *geometry)
+    assert (spy.call_count, spy_weight.call_count) == (0, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("channels, tiles", [(64, 512), (3, 5), (16, 1)])
+def test_scratch_planes_are_an_odd_number_of_cache_lines_apart(dtype, channels, tiles):
+    """The 16 planes of V and M start an odd number of 64-byte lines apart (never a power of two), hold
+    their shape contiguously, and V and M do not overlap."""
+    v, m = conv._winograd_scratch((channels, 1, 1, tiles), (channels + 1, 1, 1, tiles), dtype)
+    assert v.shape == (16, channels, 1, 1, tiles) and m.shape == (16, channels + 1, 1, 1, tiles)
+    for planes in (v, m):
+        assert planes[0].flags.c_contiguous
+        assert planes.strides[0] % 64 == 0 and (planes.strides[0] // 64) % 2 == 1
+    assert v[-1, -1].ctypes.data + v.itemsize * tiles <= m.ctypes.data
