@@ -63,6 +63,8 @@ geometry can index out of range.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange, uint64
 
@@ -320,17 +322,12 @@ def _winograd_scratch(v_shape, m_shape, dtype):
     plane to an odd number of lines spreads the 16 accesses over 16 sets. The views
     are C-contiguous within each plane, as the kernels and the GEMM need.
     """
-    itemsize = np.dtype(dtype).itemsize
-    line = 64 // itemsize
-
-    def plane(shape):
-        lines = -(-int(np.prod(shape)) // line)
-        return (lines | 1) * line
-
-    pv, pm = plane(v_shape), plane(m_shape)
+    line = 64 // np.dtype(dtype).itemsize
+    nv, nm = math.prod(v_shape), math.prod(m_shape)
+    pv, pm = (-(-nv // line) | 1) * line, (-(-nm // line) | 1) * line   # an odd number of lines each
     buf = _runtime.scratch(16 * (pv + pm), dtype)
-    v = buf[: 16 * pv].reshape(16, pv)[:, : int(np.prod(v_shape))].reshape((16,) + tuple(v_shape))
-    m = buf[16 * pv :].reshape(16, pm)[:, : int(np.prod(m_shape))].reshape((16,) + tuple(m_shape))
+    v = buf[: 16 * pv].reshape(16, pv)[:, :nv].reshape((16,) + tuple(v_shape))
+    m = buf[16 * pv :].reshape(16, pm)[:, :nm].reshape((16,) + tuple(m_shape))
     return v, m
 
 
