@@ -337,6 +337,63 @@ def fig_im2col(out_dir: Path = FIGURE_DIR) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- 3. checkerboard
+def fig_winograd(out_dir: Path = FIGURE_DIR) -> Path:
+    """Winograd F(2x2, 3x3) on a 6x6 image, 3x3 filter, no padding: 4 output tiles of 2x2 from 4x4 input tiles.
+
+    Every number is computed by the kernels' own transforms (``kernels.cpu.winograd``):
+    ``U = G g Gᵀ``, ``V = Bᵀ d B`` of the red tile, their elementwise product (the 16
+    multiplies), and ``Y = Aᵀ (U ⊙ V) A``, checked equal to ``F.conv2d``'s output at
+    that tile (and the whole output to ``conv2d_forward`` through Winograd).
+    """
+    from minitorchseg.kernels.cpu import conv as conv_kernels
+    from minitorchseg.kernels.cpu import winograd
+
+    image = np.random.default_rng(3).integers(-3, 4, (1, 1, 6, 6)).astype(np.float64)
+    g = np.array([[1.0, 2.0, 0.0], [0.0, 1.0, -1.0], [2.0, 0.0, 1.0]]).reshape(1, 1, 3, 3)
+    direct = F.conv2d(_t64(image), _t64(g)).numpy()[0, 0]                                      # (4, 4)
+    u = winograd.weight_transform(g)[:, 0, 0].reshape(4, 4)
+    v = np.empty((16, 1, 1, 2, 2))
+    winograd.input_transform(image, v, 0, 0, 0)
+    ty, tx = 0, 1                                       # the red tile: input rows 0..3, columns 2..5
+    vt = v[:, 0, 0, ty, tx].reshape(4, 4)
+    product = u * vt + 0.0                              # + 0.0: no "-0" labels
+    y = winograd.A_T @ product @ winograd.A_T.T
+    assert np.allclose(y, direct[2 * ty : 2 * ty + 2, 2 * tx : 2 * tx + 2]), "Aᵀ (U ⊙ V) A = conv2d's 2x2 tile"
+    assert np.allclose(conv_kernels._conv2d_winograd(image, g, (0, 0), (4, 4))[0, 0], direct)
+
+    fig = Figure(figsize=(12.5, 3.2))
+    axes = fig.subplots(1, 5, gridspec_kw=dict(width_ratios=[1.5, 1, 1, 1, 1.05]))
+    red, blue = "#c0392b", "#2471a3"
+    ax = axes[0]
+    ax.imshow(image[0, 0], cmap="Greys", vmin=-6, vmax=6)
+    _annotate(ax, image[0, 0], "{:.0f}", dark=image[0, 0] > 1.5)
+    _pixel_grid(ax, 6, 6)
+    ax.add_patch(Rectangle((2 * tx - 0.5, 2 * ty - 0.5), 4, 4, fill=False, ec=red, lw=2.5))
+    ax.add_patch(Rectangle((-0.45, 2 * ty - 0.45), 3.9, 3.9, fill=False, ec=blue, lw=1.5, ls="--"))
+    ax.set_title("x (6×6): 4×4 input tiles, 2 apart\n(red: tile (0, 1); blue: tile (0, 0))", fontsize=9)
+    _no_ticks(ax)
+    panels = [(u, "U = G g Gᵀ (g: a 3×3 filter)\nonce per filter", "PuOr_r"),
+              (vt, "V = Bᵀ d B of the red tile\nadditions only", "RdBu_r"),
+              (product, "U ⊙ V: the 16 multiplies\n(direct: 2·2·9 = 36)", "PiYG")]
+    for ax, (values, title, cmap) in zip(axes[1:4], panels):
+        bound = max(1.0, float(np.abs(values).max()))
+        ax.imshow(values, cmap=cmap, vmin=-1.2 * bound, vmax=1.2 * bound)
+        _annotate(ax, values, "{:g}", dark=np.abs(values) > 0.6 * bound)
+        _pixel_grid(ax, 4, 4)
+        ax.set_title(title, fontsize=9)
+        _no_ticks(ax)
+    ax = axes[4]
+    bound = float(np.abs(direct).max())
+    ax.imshow(direct, cmap="Greens", vmin=-1.5 * bound, vmax=1.5 * bound)
+    _annotate(ax, direct, "{:.0f}")
+    _pixel_grid(ax, 4, 4)
+    ax.add_patch(Rectangle((2 * tx - 0.5, 2 * ty - 0.5), 2, 2, fill=False, ec=red, lw=2.5))
+    ax.set_title("conv2d(x, g) (4×4); red tile =\nY = Aᵀ (U ⊙ V) A", fontsize=9)
+    _no_ticks(ax)
+    fig.tight_layout()
+    return _save(fig, out_dir, "winograd")
+
+
 def fig_checkerboard(out_dir: Path = FIGURE_DIR) -> Path:
     """Contributions per output pixel of ``F.conv_transpose2d`` (stride 2) on a 6x6 all-ones input, all-ones kernel.
 
@@ -1868,6 +1925,7 @@ FIGURES: dict[str, Callable[[Path], Path]] = {
     "tasks": fig_tasks,
     "autograd": fig_autograd,
     "im2col": fig_im2col,
+    "winograd": fig_winograd,
     "checkerboard": fig_checkerboard,
     "transposed_views": fig_transposed_views,
     "unpool": fig_unpool,
