@@ -220,12 +220,13 @@ _col2im_serial = njit(cache=True, nogil=True)(_col2im_kernel)
 
 # Stride-1 3x3 convolutions with at least this many input and output channels run
 # as Winograd F(2x2, 3x3) (_conv2d_winograd). Below it the 16 GEMMs are too thin to
-# gain: on a Zen 5 (OpenBLAS's Haswell kernels, 2 threads, batch 4) C3->16 176x240
-# took 1.3 ms by im2col and 2.8 by Winograd, and the input gradient of C3->32 (a
-# GEMM with 3 rows) 2x its im2col time. From 16 channels up it gains (forward, ms,
-# im2col vs Winograd, 2 threads, AVX-512 Xeon): C16->16 176x240 8.8 / 7.7, C64->64
-# 44x60 4.3 / 3.5, C256->128 22x30 8.0 / 4.8, batch 8 C64->64 128x128 63.7 / 37.3.
-WINOGRAD_MIN_CHANNELS = 16
+# gain. Measured at batch 4, 2 threads, ms, im2col vs Winograd, forward / input
+# gradient / weight gradient: on an AVX-512 Xeon (OpenBLAS SkylakeX kernels)
+# C3->8 176x240 1.6 / 2.3 / 3.6 vs 1.9 / 2.5 / 3.1 and C4->8 2.1 / 2.4 / 3.5 vs
+# 2.5 / 2.4 / 2.5 (mixed); C8->8 3.6 / 4.0 / 3.9 vs 3.1 / 2.9 / 3.9, C8->11 4.9 / 4.8 /
+# 5.2 vs 3.4 / 3.8 / 4.0, C16->16 8.8 / 8.4 / 9.4 vs 7.7 / 7.6 / 8.5. On a Zen 5 with
+# OpenBLAS's Haswell kernels C3->16 took 1.3 ms forward by im2col and 2.8 by Winograd.
+WINOGRAD_MIN_CHANNELS = 8
 
 # Weight gradients of layers with at most this many output channels per group are
 # computed transposed (see _conv2d_weight_gemm).
