@@ -1,4 +1,4 @@
-"""conv2d and conv_transpose2d on the CPU: im2col / col2im in Numba, the products in BLAS.
+"""conv2d and conv_transpose2d on the CPU: im2col / col2im (or Winograd's transforms) in Numba, the products in BLAS.
 
 Notation (per spatial dim, H shown, W identical): ``s`` stride, ``p`` padding,
 ``d`` dilation, ``k`` kernel size, ``g`` group index, ``Cg = Cin/groups``
@@ -22,6 +22,12 @@ At stride 1 the transpose is itself a convolution, with the kernel rotated by
 ``d·(k−1) − p``; conv_transpose2d takes that im2col route whenever it writes
 fewer columns (``Cin ≤ Cout``: e.g. the input gradient of a 3x3 conv that keeps
 its channel count).
+
+Stride-1 3x3 convolutions with at least :data:`WINOGRAD_MIN_CHANNELS` input and
+output channels (forward, the input gradient as the rotated-kernel conv, and the
+weight gradient) run as Winograd F(2x2, 3x3) instead of im2col: 16 GEMMs over 2x2
+output tiles with 2.25x fewer multiply-adds (:mod:`kernels.cpu.winograd`,
+:func:`_conv2d_winograd`, :func:`_conv2d_winograd_weight`), in the same blocks.
 
 So the six entries below are a few ways to call two routines:
 
