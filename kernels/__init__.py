@@ -32,3 +32,12 @@ Kernels import nothing of the rest of minitorchseg (no tensors, no autograd):
 only this package, NumPy, Numba, CuPy, threadpoolctl and the standard library
 (``tests/test_structure.py`` checks it).
 """
+
+if __name__ == "kernels":
+    # This folder is the package minitorchseg.kernels (through the link minitorchseg/kernels). Numba names
+    # its cache files after the source file, so a function cached while the folder was imported as the
+    # top-level package "kernels" (e.g. `from kernels.cpu import conv` with the checkout on sys.path) fails
+    # to load in a process that imports minitorchseg ("No module named 'kernels'"), and the reverse.
+    raise ImportError("import the kernels as minitorchseg.kernels (e.g. `from minitorchseg.kernels.cpu import "
+                      "conv`), not as the top-level package 'kernels': Numba's cache is shared by file and "
+                      "a kernel cached under one name does not load under the other")
