@@ -127,12 +127,8 @@ def _output_transform_kernel(m, out, ty0):
                 Y = Aᵀ m[:, o, i, t, tx].reshape(4, 4) A           (2x2)
                 out[i, o, 2ty : 2ty + 2, 2tx : 2tx + 2] = Y         (the part inside the output)
     """
-    O = m.shape[1]
-    B = m.shape[2]
-    T = m.shape[3]
-    tw = m.shape[4]
-    Ho = out.shape[2]
-    Wo = out.shape[3]
+    O, B, T, tw = m.shape[1:]
+    Ho, Wo = out.shape[2:]
     for o in prange(O):
         for i in range(B):
             for t in range(T):
@@ -219,12 +215,8 @@ def _output_gradient_transform_kernel(go, z, ty0):
             for i, t, tx in B × T × tw:
                 z[:, o, i, t, tx] = (A go[i, o, 2ty : 2ty + 2, 2tx : 2tx + 2] Aᵀ).ravel()
     """
-    O = z.shape[1]
-    B = z.shape[2]
-    T = z.shape[3]
-    tw = z.shape[4]
-    Ho = go.shape[2]
-    Wo = go.shape[3]
+    O, B, T, tw = z.shape[1:]
+    Ho, Wo = go.shape[2:]
     zero = go.dtype.type(0)
     for o in prange(O):
         for i in range(B):
