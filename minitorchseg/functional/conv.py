@@ -49,8 +49,9 @@ class Conv2dFn(Function):
     def backward(ctx, grad_out):
         x, weight = ctx.saved_arrays
         stride, padding, dilation, groups = ctx.geometry
-        if ctx.unbatched:
-            grad_out = grad_out[None]
+        # one copy here when grad_out is a view (a concatenation's gradient arrives as channel slices), rather
+        # than one in each of the two kernels below
+        grad_out = ctx.xp.ascontiguousarray(grad_out[None] if ctx.unbatched else grad_out)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = ctx.kernels.conv2d_backward_input(
@@ -87,8 +88,7 @@ class ConvTranspose2dFn(Function):
     def backward(ctx, grad_out):
         x, weight = ctx.saved_arrays
         stride, padding, groups, dilation = ctx.geometry
-        if ctx.unbatched:
-            grad_out = grad_out[None]
+        grad_out = ctx.xp.ascontiguousarray(grad_out[None] if ctx.unbatched else grad_out)   # once, as above
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = ctx.kernels.conv_transpose2d_backward_input(grad_out, weight, stride, padding, groups, dilation)
