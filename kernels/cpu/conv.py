@@ -521,14 +521,10 @@ def _flipped(w, groups: int):
     """A transposed-conv weight (Cin, Og, kh, kw) as the conv2d weight of the same map at stride 1.
 
     ``w'[g·Og + o, c, i, j] = w[g·Cg + c, o, kh−1−i, kw−1−j]``: channels swapped within
-    each group, kernel rotated by 180°. Returns (groups·Og, Cg, kh, kw): a view for one
-    group (Winograd's weight transform reads it as it is; the im2col route's reshape
-    copies it), a copy for several.
+    each group, kernel rotated by 180°. Returns (groups·Og, Cg, kh, kw), contiguous.
     """
     cin, og, kh, kw = w.shape
     cg = cin // groups
-    if groups == 1:
-        return w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
     rotated = w.reshape(groups, cg, og, kh, kw).transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
     return np.ascontiguousarray(rotated).reshape(groups * og, cg, kh, kw)
 

@@ -185,13 +185,10 @@ def weight_transform(w: np.ndarray) -> np.ndarray:
 
     A Numba loop rather than one GEMM with ``G ⊗ G``: a BLAS call here, on the
     caller's thread, would wake OpenBLAS's threads just before the convolution's
-    workers start (see :class:`kernels.cpu._runtime.Workers`). ``w`` may be any
-    strided view: the input gradient passes the rotated kernel
-    (:func:`kernels.cpu.conv._flipped`) without copying it (a copy of a 256x256x3x3
-    kernel through that view took 1.4 ms).
+    workers start (see :class:`kernels.cpu._runtime.Workers`).
     """
     u = np.empty((16,) + w.shape[:2], dtype=w.dtype)
-    _weight_transform(w, u, w.dtype.type(0.5))
+    _weight_transform(np.ascontiguousarray(w), u, w.dtype.type(0.5))
     return u
 
 
