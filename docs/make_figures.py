@@ -336,14 +336,15 @@ def fig_im2col(out_dir: Path = FIGURE_DIR) -> Path:
     return _save(fig, out_dir, "im2col")
 
 
-# --------------------------------------------------------------------------------------------- 3. checkerboard
+# --------------------------------------------------------------------------------------------- 3. 2b. Winograd
 def fig_winograd(out_dir: Path = FIGURE_DIR) -> Path:
     """Winograd F(2x2, 3x3) on a 6x6 image, 3x3 filter, no padding: 4 output tiles of 2x2 from 4x4 input tiles.
 
     Every number is computed by the kernels' own transforms (``kernels.cpu.winograd``):
     ``U = G g Gᵀ``, ``V = Bᵀ d B`` of the red tile, their elementwise product (the 16
     multiplies), and ``Y = Aᵀ (U ⊙ V) A``, checked equal to ``F.conv2d``'s output at
-    that tile (and the whole output to ``conv2d_forward`` through Winograd).
+    that tile (and the whole 4x4 output of ``_conv2d_winograd``, the kernels' Winograd
+    route, to ``F.conv2d``'s).
     """
     from minitorchseg.kernels.cpu import conv as conv_kernels
     from minitorchseg.kernels.cpu import winograd
@@ -394,6 +395,7 @@ def fig_winograd(out_dir: Path = FIGURE_DIR) -> Path:
     return _save(fig, out_dir, "winograd")
 
 
+# --------------------------------------------------------------------------------------------- 3. checkerboard
 def fig_checkerboard(out_dir: Path = FIGURE_DIR) -> Path:
     """Contributions per output pixel of ``F.conv_transpose2d`` (stride 2) on a 6x6 all-ones input, all-ones kernel.
 

@@ -19,15 +19,16 @@ adds each column entry back to the pixel it was read from::
 
 At stride 1 the transpose is itself a convolution, with the kernel rotated by
 180° and input/output channels swapped (:func:`_flipped`), padded by
-``d·(k−1) − p``; conv_transpose2d takes that im2col route whenever it writes
-fewer columns (``Cin ≤ Cout``: e.g. the input gradient of a 3x3 conv that keeps
-its channel count).
+``d·(k−1) − p``; conv_transpose2d takes that route whenever it writes fewer
+columns (``Cin ≤ Cout``: e.g. the input gradient of a 3x3 conv that keeps its
+channel count) or runs as Winograd (below).
 
-Stride-1 3x3 convolutions with at least :data:`WINOGRAD_MIN_CHANNELS` input and
-output channels (forward, the input gradient as the rotated-kernel conv, and the
-weight gradient) run as Winograd F(2x2, 3x3) instead of im2col: 16 GEMMs over 2x2
-output tiles with 2.25x fewer multiply-adds (:mod:`kernels.cpu.winograd`,
-:func:`_conv2d_winograd`, :func:`_conv2d_winograd_weight`), in the same blocks.
+Stride-1 3x3 convolutions (dilation 1, one group) with at least
+:data:`WINOGRAD_MIN_CHANNELS` input and output channels (forward, the input
+gradient as the rotated-kernel conv, and the weight gradient) run as Winograd
+F(2x2, 3x3) instead of im2col: 16 GEMMs over 2x2 output tiles with 2.25x fewer
+multiply-adds (:mod:`kernels.cpu.winograd`, :func:`_conv2d_winograd`,
+:func:`_conv2d_winograd_weight`), in the same blocks.
 
 So the six entries below are a few ways to call two routines:
 
@@ -226,12 +227,13 @@ _col2im_serial = njit(cache=True, nogil=True)(_col2im_kernel)
 
 # Stride-1 3x3 convolutions with at least this many input and output channels run
 # as Winograd F(2x2, 3x3) (_conv2d_winograd). Below it the 16 GEMMs are too thin to
-# gain. Measured at batch 4, 2 threads, ms, im2col vs Winograd, forward / input
-# gradient / weight gradient: on an AVX-512 Xeon (OpenBLAS SkylakeX kernels)
-# C3->8 176x240 1.6 / 2.3 / 3.6 vs 1.9 / 2.5 / 3.1 and C4->8 2.1 / 2.4 / 3.5 vs
-# 2.5 / 2.4 / 2.5 (mixed); C8->8 3.6 / 4.0 / 3.9 vs 3.1 / 2.9 / 3.9, C8->11 4.9 / 4.8 /
-# 5.2 vs 3.4 / 3.8 / 4.0, C16->16 8.8 / 8.4 / 9.4 vs 7.7 / 7.6 / 8.5. On a Zen 5 with
-# OpenBLAS's Haswell kernels C3->16 took 1.3 ms forward by im2col and 2.8 by Winograd.
+# gain overall (at 3 or 4 input channels the weight gradient gains, the rest loses).
+# Measured at batch 4, 2 threads, ms, im2col vs Winograd, forward / input gradient /
+# weight gradient: on an AVX-512 Xeon (OpenBLAS SkylakeX kernels) C3->8 176x240
+# 1.6 / 2.3 / 3.6 vs 1.9 / 2.5 / 3.1 and C4->8 2.1 / 2.4 / 3.5 vs 2.5 / 2.4 / 2.5;
+# C8->8 3.6 / 4.0 / 3.9 vs 3.1 / 2.9 / 3.9, C8->11 4.9 / 4.8 / 5.2 vs 3.4 / 3.8 / 4.0,
+# C16->16 8.8 / 8.4 / 9.4 vs 7.7 / 7.6 / 8.5. On a Zen 5 with OpenBLAS's Haswell
+# kernels C3->16 took 1.3 ms forward by im2col and 2.8 by Winograd.
 WINOGRAD_MIN_CHANNELS = 8
 
 # Weight gradients of layers with at most this many output channels per group are
@@ -311,8 +313,9 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
 
 def _winograd_applies(in_channels, out_channels, kernel_hw, stride, dilation, groups) -> bool:
     """Whether a conv2d runs as Winograd F(2x2, 3x3): a 3x3 kernel, stride 1, dilation 1, one group, and at
-    least :data:`WINOGRAD_MIN_CHANNELS` input and output channels (the 16 GEMMs are ``(O, C) @ (C, P)``, and
-    ``U @ V`` with 3 output rows, as in the input gradient of a first layer, ran at a fraction of BLAS's rate)."""
+    least :data:`WINOGRAD_MIN_CHANNELS` input and output channels. The 16 GEMMs are ``(O, C) @ (C, P)``: a layer
+    with 3 output channels (the input gradient of an RGB first layer) would give 16 GEMMs of 3 rows each, which
+    BLAS runs at a fraction of its rate."""
     return (tuple(kernel_hw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
             and min(in_channels, out_channels) >= WINOGRAD_MIN_CHANNELS)
 
@@ -547,7 +550,8 @@ def conv2d_forward(x, w, stride, padding, dilation, groups):
 
         out[n, o, y, x] = Σ_{c<Cg, i<kh, j<kw} w[o, c, i, j] · x[n, g·Cg + c, y·sh + i·dh − ph, x·sw + j·dw − pw]
 
-    with ``g = o // Og`` and zero outside the image. im2col + GEMM, tiled per image.
+    with ``g = o // Og`` and zero outside the image. im2col + GEMM in blocks, or Winograd
+    F(2x2, 3x3) where :func:`_winograd_applies`.
     """
     x, w = _contiguous(x, w)
     out_hw = conv2d_output_hw(x.shape, w.shape, stride, padding, dilation)
@@ -587,8 +591,9 @@ def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dila
 
         out[n, g·Og + o, y·sh + i·dh − ph, x·sw + j·dw − pw] += x[n, g·Cg + c, y, x] · w[g·Cg + c, o, i, j]
 
-    (positions outside the output dropped). GEMM then col2im. Also serves as
-    conv2d's input gradient (:func:`conv2d_backward_input`).
+    (positions outside the output dropped). GEMM then col2im; at stride 1, when that
+    writes fewer columns or Winograd applies, the conv2d with the rotated kernel
+    (:func:`_flipped`). Also serves as conv2d's input gradient (:func:`conv2d_backward_input`).
     """
     x, w = _contiguous(x, w)
     out_hw = conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)

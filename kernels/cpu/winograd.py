@@ -20,16 +20,17 @@ over input channels, the elementwise products of one tile position ``ξ``
     M[ξ] = U[ξ] @ V[ξ]                            (16, Cout, P)      16 GEMMs
     out-tile[o, p] = Aᵀ M[:, o, p] A               2x2 per tile       output transform
 
-so the GEMMs do ``16·Cout·Cin·P = 4·Cout·Cin·H·W`` multiply-adds against im2col's
-``9·Cout·Cin·H·W``: 2.25x fewer. The transforms are additions (and the 1/2 of
-``G``), a few passes over memory. ``V`` holds 16 values per 4 output pixels,
-4x the input; im2col's columns hold 9x.
+so the GEMMs do ``16·Cout·Cin·P ≈ 4·Cout·Cin·Ho·Wo`` multiply-adds per image (exact
+for even ``Ho``, ``Wo``) against im2col's ``9·Cout·Cin·Ho·Wo``: 2.25x fewer. The
+transforms are additions (and the 1/2 of ``G``), a few passes over memory. ``V``
+holds 16 values per 4 output pixels, about 4x the input with 'same' padding;
+im2col's columns hold 9x.
 
 Accuracy: the transforms add and subtract inputs before the products, so the
-rounding error grows a little over the direct sum (Lavin & Gray measure F(2x2, 3x3)
-as accurate as direct convolution in float32; larger tiles such as F(4x4, 3x3)
-lose more, which is why this is the only one here). The convolution tests
-run it against torch at the float32 and float64 tolerances of every other path.
+rounding error grows a little over the direct sum; larger tiles such as F(4x4, 3x3),
+whose matrices hold larger and fractional coefficients, lose more, which is why
+this is the only one here. The convolution tests run it against torch at the
+float32 and float64 tolerances of every other path.
 
 Tiles: output rows and columns are cut into 2x2 tiles, ``th = ⌈Ho/2⌉`` by
 ``tw = ⌈Wo/2⌉``; tile ``(ty, tx)`` reads input rows ``2ty − ph .. 2ty − ph + 3`` and
@@ -279,7 +280,7 @@ def weight_gradient_transform(du: np.ndarray) -> np.ndarray:
     return grad_w
 
 
-# Serial bindings run inside the conv workers (one block each); the parallel ones
+# Serial bindings run inside the conv workers (one block at a time); the parallel ones
 # spread channels over Numba's threads when a block runs on the caller without
 # threadpoolctl (see kernels.cpu.conv).
 input_transform = njit(cache=True, nogil=True)(_input_transform_kernel)

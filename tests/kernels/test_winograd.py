@@ -1,5 +1,6 @@
 """Winograd F(2x2, 3x3) (`minitorchseg.kernels.cpu.winograd`): its matrices, its transforms, and the
-convolutions that run through it against torch (forward, input gradient, the decoder's transposed conv)."""
+convolutions that run through it against torch (forward, input gradient, weight gradient), which convolutions
+take it, and that it gives the same bits on every run."""
 
 from unittest import mock
 
@@ -96,9 +97,11 @@ def test_winograd_conv2d_matches_torch(geometry, seed, dtype, strided, run):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_decoder_transposed_conv_runs_as_winograd(dtype):
-    """The input gradient of a conv that halves the channels (U-Net's decoder: 2C -> C) is a stride-1
-    transposed conv with more input than output channels; it takes the flipped Winograd route."""
+def test_widening_conv_input_gradient_runs_as_winograd(dtype):
+    """The input gradient of a conv that doubles the channels (U-Net's encoder: C -> 2C) is a stride-1
+    transposed conv with more input than output channels (2C -> C). im2col would write more columns on the
+    rotated-kernel route, so without Winograd it takes GEMM + col2im; with Winograd it takes the rotated
+    kernel through Winograd."""
     x = randn(0, (2, 32, 9, 10), dtype)
     w = randn(1, (32, 16, 3, 3), dtype)   # conv_transpose2d weight (Cin, Cout, 3, 3)
     ref = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), None, 1, 1).numpy()
@@ -134,3 +137,43 @@ def test_scratch_planes_are_an_odd_number_of_cache_lines_apart(dtype, channels, 
         assert planes[0].flags.c_contiguous
         assert planes.strides[0] % 64 == 0 and (planes.strides[0] // 64) % 2 == 1
     assert v[-1, -1].ctypes.data + v.itemsize * tiles <= m.ctypes.data
+
+
+@pytest.mark.parametrize("kernel, stride, dilation, groups, expected", [
+    (3, 1, 1, 1, True),
+    (3, 2, 1, 1, False),
+    (3, 1, 2, 1, False),
+    (3, 1, 1, 2, False),
+    (5, 1, 1, 1, False),
+    (1, 1, 1, 1, False),
+])
+def test_only_stride_one_3x3_single_group_convs_take_winograd(kernel, stride, dilation, groups, expected):
+    """With enough channels (16 in and out), the route depends on the geometry alone: a 3x3 kernel, stride 1,
+    dilation 1, one group; every other conv (and its weight gradient) stays on im2col, and matches torch."""
+    x = randn(0, (2, 16, 10, 11), np.float64)
+    w = randn(1, (16, 16 // groups, kernel, kernel), np.float64)
+    geometry = ((stride, stride), (1, 1), (dilation, dilation), groups)
+    ref = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), None, stride, 1, dilation, groups)
+    go = upstream(tuple(ref.shape), np.float64, 2)
+    with mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy, \
+            mock.patch.object(conv, "_conv2d_winograd_weight", wraps=conv._conv2d_winograd_weight) as spy_weight:
+        out = conv2d_forward(x, w, *geometry)
+        conv2d_backward_weight(x, go, (kernel, kernel), *geometry)
+    assert (spy.call_count, spy_weight.call_count) == ((1, 1) if expected else (0, 0))
+    assert_conv_close(out, ref.numpy(), "output", 16 * kernel * kernel, "forward")
+
+
+@pytest.mark.parametrize("run", [(600, "workers"), (None, "workers")])
+def test_winograd_is_deterministic(run):
+    """Forward and weight gradient give the same bits twice (the weight gradient's per-worker parts are added
+    in worker order), with many small blocks and with one block per image."""
+    x = randn(3, (3, 16, 13, 18), np.float32)
+    w = randn(4, (24, 16, 3, 3), np.float32)
+    go = randn(5, (3, 24, 13, 18), np.float32)
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    with execution(*run), mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy:
+        first = conv2d_forward(x, w, *geometry), conv2d_backward_weight(x, go, (3, 3), *geometry)
+        second = conv2d_forward(x, w, *geometry), conv2d_backward_weight(x, go, (3, 3), *geometry)
+    assert spy.call_count == 2
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
