@@ -2,6 +2,7 @@
 convolutions that run through it against torch (forward, input gradient, weight gradient), which convolutions
 take it, and that it gives the same bits on every run."""
 
+import contextlib
 from unittest import mock
 
 import numpy as np
@@ -21,6 +22,14 @@ from minitorchseg.kernels.cpu import winograd as wg
 from tests.kernels.conv_cases import assert_conv_close, execution, executions, gradient_magnitudes, noncontiguous
 from tests.strategies import dtypes, randn, seeds, settings_fast
 from tests.torch_ref import upstream
+
+
+@contextlib.contextmanager
+def route_spies():
+    """Spies on the Winograd routes (forward and input gradient; weight gradient) that still run them."""
+    with mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy, \
+            mock.patch.object(conv, "_conv2d_winograd_weight", wraps=conv._conv2d_winograd_weight) as spy_weight:
+        yield spy, spy_weight
 
 
 def test_one_dimensional_identity_by_hand():
@@ -83,9 +92,7 @@ def test_winograd_conv2d_matches_torch(geometry, seed, dtype, strided, run):
     if strided:
         x, wt, go = noncontiguous(x), noncontiguous(wt), noncontiguous(go)
     geometry = ((1, 1), padding, (1, 1), 1)
-    with execution(*run), mock.patch.object(conv, "WINOGRAD_MIN_CHANNELS", 1), \
-            mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy, \
-            mock.patch.object(conv, "_conv2d_winograd_weight", wraps=conv._conv2d_winograd_weight) as spy_weight:
+    with execution(*run), mock.patch.object(conv, "WINOGRAD_MIN_CHANNELS", 1), route_spies() as (spy, spy_weight):
         out = conv2d_forward(x, wt, *geometry)
         gx = conv2d_backward_input(go, wt, (h, w), *geometry)
         gw = conv2d_backward_weight(x, go, (3, 3), *geometry)
@@ -105,7 +112,7 @@ def test_widening_conv_input_gradient_runs_as_winograd(dtype):
     x = randn(0, (2, 32, 9, 10), dtype)
     w = randn(1, (32, 16, 3, 3), dtype)   # conv_transpose2d weight (Cin, Cout, 3, 3)
     ref = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), None, 1, 1).numpy()
-    with mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy:
+    with route_spies() as (spy, _):
         out = conv_transpose2d_forward(x, w, (1, 1), (1, 1), (0, 0), 1, (1, 1))
     assert spy.call_count == 1
     assert_conv_close(out, ref, "output", 32 * 9, "conv_transpose2d")
@@ -118,8 +125,7 @@ def test_threshold_keeps_few_channels_on_im2col():
     w = randn(1, (32, 3, 3, 3), np.float32)
     go = randn(2, (1, 32, 8, 8), np.float32)
     geometry = ((1, 1), (1, 1), (1, 1), 1)
-    with mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy, \
-            mock.patch.object(conv, "_conv2d_winograd_weight", wraps=conv._conv2d_winograd_weight) as spy_weight:
+    with route_spies() as (spy, spy_weight):
         conv2d_forward(x, w, *geometry)
         conv2d_backward_input(go, w, (8, 8), *geometry)
         conv2d_backward_weight(x, go, (3, 3), *geometry)
@@ -155,8 +161,7 @@ def test_only_stride_one_3x3_single_group_convs_take_winograd(kernel, stride, di
     geometry = ((stride, stride), (1, 1), (dilation, dilation), groups)
     ref = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), None, stride, 1, dilation, groups)
     go = upstream(tuple(ref.shape), np.float64, 2)
-    with mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy, \
-            mock.patch.object(conv, "_conv2d_winograd_weight", wraps=conv._conv2d_winograd_weight) as spy_weight:
+    with route_spies() as (spy, spy_weight):
         out = conv2d_forward(x, w, *geometry)
         conv2d_backward_weight(x, go, (kernel, kernel), *geometry)
     assert (spy.call_count, spy_weight.call_count) == ((1, 1) if expected else (0, 0))
@@ -166,12 +171,12 @@ def test_only_stride_one_3x3_single_group_convs_take_winograd(kernel, stride, di
 @pytest.mark.parametrize("run", [(600, "workers"), (None, "workers")])
 def test_winograd_is_deterministic(run):
     """Forward and weight gradient give the same bits twice (the weight gradient's per-worker parts are added
-    in worker order), with many small blocks and with one block per image."""
+    in worker order), with blocks of a tile row or two and with the default block size, on the workers."""
     x = randn(3, (3, 16, 13, 18), np.float32)
     w = randn(4, (24, 16, 3, 3), np.float32)
     go = randn(5, (3, 24, 13, 18), np.float32)
     geometry = ((1, 1), (1, 1), (1, 1), 1)
-    with execution(*run), mock.patch.object(conv, "_conv2d_winograd", wraps=conv._conv2d_winograd) as spy:
+    with execution(*run), route_spies() as (spy, _):
         first = conv2d_forward(x, w, *geometry), conv2d_backward_weight(x, go, (3, 3), *geometry)
         second = conv2d_forward(x, w, *geometry), conv2d_backward_weight(x, go, (3, 3), *geometry)
     assert spy.call_count == 2
