@@ -353,10 +353,10 @@ def fig_winograd(out_dir: Path = FIGURE_DIR) -> Path:
     g = np.array([[1.0, 2.0, 0.0], [0.0, 1.0, -1.0], [2.0, 0.0, 1.0]]).reshape(1, 1, 3, 3)
     direct = F.conv2d(_t64(image), _t64(g)).numpy()[0, 0]                                      # (4, 4)
     u = winograd.weight_transform(g)[:, 0, 0].reshape(4, 4)
-    v = np.empty((16, 1, 1, 2, 2))
-    winograd.input_transform(image, v, 0, 0, 0)
+    v = np.empty((16, 2 * 3))                           # flat planes: 2 tile rows of 2 tiles and a zero column
+    winograd.input_transform(image, v, 0, 0, 0, 2)
     ty, tx = 0, 1                                       # the red tile: input rows 0..3, columns 2..5
-    vt = v[:, 0, 0, ty, tx].reshape(4, 4)
+    vt = v.reshape(16, 2, 3)[:, ty, tx].reshape(4, 4)
     product = u * vt + 0.0                              # + 0.0: no "-0" labels
     y = winograd.A_T @ product @ winograd.A_T.T
     assert np.allclose(y, direct[2 * ty : 2 * ty + 2, 2 * tx : 2 * tx + 2]), "Aᵀ (U ⊙ V) A = conv2d's 2x2 tile"

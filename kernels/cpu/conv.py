@@ -70,8 +70,6 @@ geometry can index out of range.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange, uint64
 
@@ -320,25 +318,22 @@ def _winograd_applies(in_channels, out_channels, kernel_hw, stride, dilation, gr
             and min(in_channels, out_channels) >= WINOGRAD_MIN_CHANNELS)
 
 
-def _winograd_scratch(v_shape, m_shape, dtype):
-    """Views ``(16,) + v_shape`` and ``(16,) + m_shape`` of the calling thread's scratch, each of the 16
-    planes (one per tile position ``ξ``) starting an odd number of cache lines after the previous one.
+def _winograd_scratch(nv, nm, dtype):
+    """The flat planes of V and M (or Z) in the calling thread's scratch: C-contiguous (16, ≥ nv) and
+    (16, ≥ nm), each of the 16 planes (one per tile position ``ξ``) starting an odd number of cache lines
+    after the previous one.
 
-    The transforms write (or read) one value to each of the 16 planes per tile. Planes
-    a power of two apart map those 16 accesses to the same cache sets, which hold
-    only a few lines each: with C = 64 channels and P = 512 tiles (a band of 8 tile
-    rows of a 128x128 image) the planes are 128 KiB apart and the input transform
-    took 1.74 ms instead of 0.20 (single thread, Xeon with AVX-512). Padding each
-    plane to an odd number of lines spreads the 16 accesses over 16 sets. The views
-    are C-contiguous within each plane, as the kernels and the GEMM need.
+    The GEMMs and the transforms read several planes side by side. Planes a power of two apart map
+    those reads to the same cache sets, which hold only a few lines each: when the input transform
+    still wrote a tile's 16 values to the 16 planes at once, with C = 64 channels and P = 512 tiles
+    (a band of 8 tile rows of a 128x128 image, planes 128 KiB apart) it took 1.74 ms instead of 0.20
+    (single thread, Xeon with AVX-512); with today's one-plane-at-a-time loops 15% longer, not 9x.
+    Padding each plane to an odd number of lines spreads them over different sets.
     """
     line = 64 // np.dtype(dtype).itemsize
-    nv, nm = math.prod(v_shape), math.prod(m_shape)
     pv, pm = (-(-nv // line) | 1) * line, (-(-nm // line) | 1) * line   # an odd number of lines each
     buf = _runtime.scratch(16 * (pv + pm), dtype)
-    v = buf[: 16 * pv].reshape(16, pv)[:, :nv].reshape((16,) + tuple(v_shape))
-    m = buf[16 * pv :].reshape(16, pm)[:, :nm].reshape((16,) + tuple(m_shape))
-    return v, m
+    return buf[: 16 * pv].reshape(16, pv), buf[16 * pv :].reshape(16, pm)
 
 
 def _conv2d_winograd(x, w, padding, out_hw):
@@ -349,8 +344,8 @@ def _conv2d_winograd(x, w, padding, out_hw):
 
         U = weight_transform(w)                                     # (16, O, C), once
         for each block:                                             # shared out to the workers
-            V = input_transform(x[n0:n1], tile rows [t0, t1))       # (16, C, b·T·tw)
-            M = U @ V                                               # 16 GEMMs, (16, O, b·T·tw)
+            V = input_transform(x[n0:n1], tile rows [t0, t1))       # (16, C, P), P = b·T·(tw + 1)
+            M = U @ V                                               # 16 GEMMs, (16, O, P)
             out[n0:n1, :, 2·t0 : 2·t1] = output_transform(M)
     """
     N, C, H, W = x.shape
@@ -364,17 +359,15 @@ def _conv2d_winograd(x, w, padding, out_hw):
     ph, pw = padding
 
     def work(blocks, serial):
-        forward = winograd.input_transform if serial else winograd.input_transform_parallel
-        backward = winograd.output_transform if serial else winograd.output_transform_parallel
         for n0, n1, t0, t1 in blocks:
             b, T = n1 - n0, t1 - t0
-            P = b * T * tw
-            v, m = _winograd_scratch((C, b, T, tw), (O, b, T, tw), x.dtype)
-            forward(x[n0:n1], v, ph, pw, t0)
-            np.matmul(u, v.reshape(16, C, P), out=m.reshape(16, O, P))
-            backward(m, out[n0:n1], t0)
+            P = b * T * (tw + 1)                        # each tile row and its zero column
+            v, m = _winograd_scratch(C * P, O * P, x.dtype)
+            winograd.input_transform(x[n0:n1], v, ph, pw, t0, T, parallel=not serial)
+            np.matmul(u, v[:, : C * P].reshape(16, C, P), out=m[:, : O * P].reshape(16, O, P))
+            winograd.output_transform(m, out[n0:n1], t0, T, parallel=not serial)
 
-    row_bytes = 16 * (C + O) * tw * x.itemsize
+    row_bytes = 16 * (C + O) * (tw + 1) * x.itemsize
     _runtime.workers.map(work, _runtime.blocks(N, th, row_bytes), N * th * row_bytes)
     return out
 
@@ -400,19 +393,17 @@ def _conv2d_winograd_weight(x, grad_out, padding):
     ph, pw = padding
 
     def work(blocks, serial):
-        forward = winograd.input_transform if serial else winograd.input_transform_parallel
-        adjoint = winograd.output_gradient_transform if serial else winograd.output_gradient_transform_parallel
         part = np.zeros((16, O, C), dtype=x.dtype)
         for n0, n1, t0, t1 in blocks:
             b, T = n1 - n0, t1 - t0
-            P = b * T * tw
-            v, z = _winograd_scratch((C, b, T, tw), (O, b, T, tw), x.dtype)
-            forward(x[n0:n1], v, ph, pw, t0)
-            adjoint(grad_out[n0:n1], z, t0)
-            part += np.matmul(z.reshape(16, O, P), v.reshape(16, C, P).transpose(0, 2, 1))
+            P = b * T * (tw + 1)                        # each tile row and its zero column
+            v, z = _winograd_scratch(C * P, O * P, x.dtype)
+            winograd.input_transform(x[n0:n1], v, ph, pw, t0, T, parallel=not serial)
+            winograd.output_gradient_transform(grad_out[n0:n1], z, t0, T, parallel=not serial)
+            part += np.matmul(z[:, : O * P].reshape(16, O, P), v[:, : C * P].reshape(16, C, P).transpose(0, 2, 1))
         return part
 
-    row_bytes = 16 * (C + O) * tw * x.itemsize
+    row_bytes = 16 * (C + O) * (tw + 1) * x.itemsize
     parts = _runtime.workers.map(work, _runtime.blocks(N, th, row_bytes), N * th * row_bytes)
     du = parts[0]
     for part in parts[1:]:

@@ -47,25 +47,80 @@ def test_transforms_match_their_matrices(seed, dtype):
     u = wg.weight_transform(w)
     ref_u = np.einsum("ai,ocij,bj->aboc", wg.G, w.astype(np.float64), wg.G).reshape(16, 3, 2)
     np.testing.assert_allclose(u, ref_u, rtol=1e-6 if dtype == np.float32 else 1e-15, atol=1e-6)
-    # one 4x4 image, padding 0: a single tile, V = Bᵀ d B
+    # one 4x4 image, padding 0: a single tile, V = Bᵀ d B, then the zero column
     x = rng.standard_normal((1, 1, 4, 4)).astype(dtype)
-    v = np.empty((16, 1, 1, 1, 1), dtype)
-    wg.input_transform(x, v, 0, 0, 0)
-    np.testing.assert_allclose(v.ravel(), (wg.B_T @ x[0, 0].astype(np.float64) @ wg.B_T.T).ravel(),
+    v = np.full((16, 2), np.nan, dtype)
+    wg.input_transform(x, v, 0, 0, 0, 1)
+    np.testing.assert_allclose(v[:, 0], (wg.B_T @ x[0, 0].astype(np.float64) @ wg.B_T.T).ravel(),
                                rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(v[:, 1], 0)
     out = np.empty((1, 1, 2, 2), dtype)
-    m = rng.standard_normal((16, 1, 1, 1, 1)).astype(dtype)
-    wg.output_transform(m, out, 0)
-    np.testing.assert_allclose(out[0, 0], wg.A_T @ m.reshape(4, 4).astype(np.float64) @ wg.A_T.T,
+    m = rng.standard_normal((16, 2)).astype(dtype)
+    wg.output_transform(m, out, 0, 1)
+    np.testing.assert_allclose(out[0, 0], wg.A_T @ m[:, 0].reshape(4, 4).astype(np.float64) @ wg.A_T.T,
                                rtol=1e-6, atol=1e-6)
     # the adjoints: Z = A Y Aᵀ of a 2x2 upstream tile, and grad_w = Gᵀ dU G
     y = rng.standard_normal((1, 1, 2, 2)).astype(dtype)
-    z = np.empty((16, 1, 1, 1, 1), dtype)
-    wg.output_gradient_transform(y, z, 0)
-    np.testing.assert_allclose(z.reshape(4, 4), wg.A_T.T @ y[0, 0].astype(np.float64) @ wg.A_T, rtol=1e-6, atol=1e-6)
+    z = np.full((16, 2), np.nan, dtype)
+    wg.output_gradient_transform(y, z, 0, 1)
+    np.testing.assert_allclose(z[:, 0].reshape(4, 4), wg.A_T.T @ y[0, 0].astype(np.float64) @ wg.A_T,
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(z[:, 1], 0)
     du = rng.standard_normal((16, 3, 2)).astype(dtype)
     ref_gw = np.einsum("ai,aboc,bj->ocij", wg.G, du.reshape(4, 4, 3, 2).astype(np.float64), wg.G)
     np.testing.assert_allclose(wg.weight_gradient_transform(du), ref_gw, rtol=1e-6, atol=1e-6)
+
+
+@settings_fast
+@given(seed=seeds, dtype=dtypes, parallel=st.booleans(), data=st.data())
+def test_tile_transforms_on_flat_planes(seed, dtype, parallel, data):
+    """Every tile of a band of tile rows, on the flat planes: V = Bᵀ d B (d read from the zero-padded image),
+    the output tiles Aᵀ M A (only the band's rows written), Z = A Y Aᵀ (a half tile's missing pixels as
+    0), the zero column after each tile row, and nothing written past the block's entries."""
+    b, c = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
+    ph, pw = data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))
+    h, w = data.draw(st.integers(max(1, 3 - 2 * ph), 9)), data.draw(st.integers(max(1, 3 - 2 * pw), 9))
+    ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
+    th, tw = -(-ho // 2), -(-wo // 2)
+    ty0 = data.draw(st.integers(0, th - 1))
+    T = data.draw(st.integers(1, th - ty0))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((b, c, h, w)).astype(dtype)
+    n = c * b * T * (tw + 1)
+    v = np.full((16, n + 3), np.nan, dtype)
+    wg.input_transform(x, v, ph, pw, ty0, T, parallel=parallel)
+    xpad = np.zeros((b, c, 2 * th + 2, 2 * tw + 2))
+    xpad[:, :, ph : ph + h, pw : pw + w] = x                                # 2th + 2 ≥ h + 2ph
+    tiles = np.lib.stride_tricks.sliding_window_view(xpad, (4, 4), axis=(2, 3))[:, :, ::2, ::2]  # (b, c, th, tw, 4, 4)
+    ref_v = np.einsum("ar,bctxrs,es->aecbtx", wg.B_T, tiles[:, :, ty0 : ty0 + T], wg.B_T).reshape(16, c, b, T, tw)
+    planes = v[:, :n].reshape(16, c, b, T, tw + 1)
+    np.testing.assert_allclose(planes[..., :tw], ref_v, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(planes[..., tw], 0)
+    assert np.isnan(v[:, n:]).all()
+    # output tiles: only rows 2·ty0 .. 2·(ty0 + T) − 1 (those below ho) are written
+    o = data.draw(st.integers(1, 3))
+    m = rng.standard_normal((16, o * b * T * (tw + 1))).astype(dtype)
+    out = np.full((b, o, ho, wo), np.nan, dtype)
+    wg.output_transform(m, out, ty0, T, parallel=parallel)
+    mt = m.reshape(4, 4, o, b, T, tw + 1)[..., :tw].astype(np.float64)                      # (a, b, o, i, t, tx)
+    band = np.einsum("ya,abkitq,xb->iktyqx", wg.A_T, mt, wg.A_T).reshape(b, o, 2 * T, 2 * tw)[..., :wo]
+    rows = slice(2 * ty0, min(ho, 2 * (ty0 + T)))
+    np.testing.assert_allclose(out[:, :, rows], band[:, :, : rows.stop - rows.start], rtol=1e-5, atol=1e-5)
+    outside = np.ones(ho, bool)
+    outside[rows] = False
+    assert np.isnan(out[:, :, outside]).all()
+    # the adjoint: Z = A Y Aᵀ per tile of the upstream gradient, a half tile padded with zeros
+    go = rng.standard_normal((b, o, ho, wo)).astype(dtype)
+    z = np.full((16, o * b * T * (tw + 1) + 3), np.nan, dtype)
+    wg.output_gradient_transform(go, z, ty0, T, parallel=parallel)
+    gpad = np.zeros((b, o, 2 * th, 2 * tw))
+    gpad[:, :, :ho, :wo] = go
+    ytiles = gpad.reshape(b, o, th, 2, tw, 2)[:, :, ty0 : ty0 + T]                               # (b, o, T, 2, tw, 2)
+    ref_z = np.einsum("ya,iotyxe,eb->aboitx", wg.A_T, ytiles, wg.A_T).reshape(16, o, b, T, tw)
+    zplanes = z[:, : o * b * T * (tw + 1)].reshape(16, o, b, T, tw + 1)
+    np.testing.assert_allclose(zplanes[..., :tw], ref_z, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(zplanes[..., tw], 0)
+    assert np.isnan(z[:, o * b * T * (tw + 1) :]).all()
 
 
 @st.composite
@@ -133,16 +188,16 @@ def test_threshold_keeps_few_channels_on_im2col():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("channels, tiles", [(64, 512), (3, 5), (16, 1)])
-def test_scratch_planes_are_an_odd_number_of_cache_lines_apart(dtype, channels, tiles):
-    """The 16 planes of V and M start an odd number of 64-byte lines apart (never a power of two), hold
-    their shape contiguously, and V and M do not overlap."""
-    v, m = conv._winograd_scratch((channels, 1, 1, tiles), (channels + 1, 1, 1, tiles), dtype)
-    assert v.shape == (16, channels, 1, 1, tiles) and m.shape == (16, channels + 1, 1, 1, tiles)
+@pytest.mark.parametrize("nv, nm", [(64 * 512, 65 * 512), (3 * 5, 4 * 5), (16, 17)])
+def test_scratch_planes_are_an_odd_number_of_cache_lines_apart(dtype, nv, nm):
+    """The 16 flat planes of V and M are C-contiguous, start an odd number of 64-byte lines apart (never a
+    power of two), hold at least the entries asked for, and V and M do not overlap."""
+    v, m = conv._winograd_scratch(nv, nm, dtype)
+    assert v.shape[0] == m.shape[0] == 16 and v.shape[1] >= nv and m.shape[1] >= nm
     for planes in (v, m):
-        assert planes[0].flags.c_contiguous
+        assert planes.flags.c_contiguous
         assert planes.strides[0] % 64 == 0 and (planes.strides[0] // 64) % 2 == 1
-    assert v[-1, -1].ctypes.data + v.itemsize * tiles <= m.ctypes.data
+    assert v[-1, -1:].ctypes.data + v.itemsize <= m.ctypes.data
 
 
 @pytest.mark.parametrize("kernel, stride, dilation, groups, expected", [
