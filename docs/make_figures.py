@@ -360,7 +360,7 @@ def fig_winograd(out_dir: Path = FIGURE_DIR) -> Path:
     product = u * vt + 0.0                              # + 0.0: no "-0" labels
     y = winograd.A_T @ product @ winograd.A_T.T
     assert np.allclose(y, direct[2 * ty : 2 * ty + 2, 2 * tx : 2 * tx + 2]), "Aᵀ (U ⊙ V) A = conv2d's 2x2 tile"
-    assert np.allclose(conv_kernels._conv2d_winograd(image, g, (0, 0), (4, 4))[0, 0], direct)
+    assert np.allclose(conv_kernels._conv2d_winograd(image, winograd.weight_transform(g), (0, 0), (4, 4))[0, 0], direct)
 
     fig = Figure(figsize=(12.5, 3.2))
     axes = fig.subplots(1, 5, gridspec_kw=dict(width_ratios=[1.5, 1, 1, 1, 1.05]))

@@ -280,7 +280,7 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
             out[n0:n1, :, rows] = w.reshape(groups, Og, K) @ cols     # one GEMM per group; in place for one image
     """
     if _winograd_applies(x.shape[1], w.shape[0], w.shape[2:], stride, dilation, groups):
-        return _conv2d_winograd(x, w, padding, out_hw)
+        return _conv2d_winograd(x, winograd.weight_transform(w), padding, out_hw)
     N, C, H, W = x.shape
     O, Cg, kh, kw = w.shape
     Og = O // groups
@@ -336,26 +336,25 @@ def _winograd_scratch(nv, nm, dtype):
     return buf[: 16 * pv].reshape(16, pv), buf[16 * pv :].reshape(16, pm)
 
 
-def _conv2d_winograd(x, w, padding, out_hw):
-    """conv2d of contiguous ``x`` (N, C, H, W) with a 3x3 ``w`` (O, C, 3, 3), stride 1, into ``out_hw``, by Winograd.
+def _conv2d_winograd(x, u, padding, out_hw):
+    """conv2d of contiguous ``x`` (N, C, H, W) with a 3x3 kernel, stride 1, into ``out_hw``, by Winograd.
 
+    ``u`` (16, O, C): the kernel's transform ``U = G w Gᵀ`` (:func:`kernels.cpu.winograd.weight_transform`).
     F(2x2, 3x3) (:mod:`kernels.cpu.winograd`), blocked like the GEMM route: a block
     is images ``[n0, n1)`` at tile rows ``[t0, t1)`` (output rows ``2·t0 .. 2·t1 − 1``)::
 
-        U = weight_transform(w)                                     # (16, O, C), once
         for each block:                                             # shared out to the workers
             V = input_transform(x[n0:n1], tile rows [t0, t1))       # (16, C, P), P = b·T·(tw + 1)
             M = U @ V                                               # 16 GEMMs, (16, O, P)
             out[n0:n1, :, 2·t0 : 2·t1] = output_transform(M)
     """
     N, C, H, W = x.shape
-    O = w.shape[0]
+    O = u.shape[1]
     Ho, Wo = out_hw
     out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
     if out.size == 0:
         return out
     th, tw = -(-Ho // 2), -(-Wo // 2)
-    u = winograd.weight_transform(w)
     ph, pw = padding
 
     def work(blocks, serial):
@@ -584,13 +583,17 @@ def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dila
 
     (positions outside the output dropped). GEMM then col2im; at stride 1, when that
     writes fewer columns or Winograd applies, the conv2d with the rotated kernel
-    (:func:`_flipped`). Also serves as conv2d's input gradient (:func:`conv2d_backward_input`).
+    (:func:`_flipped`; for Winograd, the rotated kernel's transform computed from ``w`` directly).
+    Also serves as conv2d's input gradient (:func:`conv2d_backward_input`).
     """
     x, w = _contiguous(x, w)
     out_hw = conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)
     in_c, out_c = x.shape[1], w.shape[1] * groups
-    if tuple(stride) == (1, 1) and (in_c <= out_c
-                                    or _winograd_applies(in_c, out_c, w.shape[2:], stride, dilation, groups)):
+    if tuple(stride) == (1, 1) and _winograd_applies(in_c, out_c, w.shape[2:], stride, dilation, groups):
+        # the rotated kernel's transform, read straight from w (no rotated copy first)
+        return _conv2d_winograd(x, winograd.weight_transform(w, rotated=True),
+                                _flipped_padding(w, padding, dilation), out_hw)
+    if tuple(stride) == (1, 1) and in_c <= out_c:
         return _conv2d_gemm(x, _flipped(w, groups), (1, 1), _flipped_padding(w, padding, dilation), dilation,
                             groups, out_hw)
     return _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw)

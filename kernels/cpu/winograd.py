@@ -262,18 +262,54 @@ def _weight_transform_kernel(w, u, half):
                 u[4 * a + 3, o, c] = e[3]
 
 
+def _rotated_weight_transform_kernel(w, u, half):
+    """``u[4a + b, c, o] = (G rot(w[o, c]) Gᵀ)[a, b]``: w (O, C, 3, 3), u (16, C, O); ``rot`` turns a 3x3 kernel by 180°.
+
+    The transform of the stride-1 convolution that is the transpose of ``w``'s (kernel rotated, channels
+    swapped: :func:`kernels.cpu.conv._flipped`), read straight from ``w``. Reversing ``g``'s three taps
+    permutes the four rows of ``G g``: ``G rev(g) = P G g`` with ``P`` the permutation π = (3, 1, 2, 0)
+    (``G``'s first and last rows swap, the middle two are symmetric), so
+    ``G rot(g) Gᵀ = P (G g Gᵀ) Pᵀ``::
+
+        for c in prange(C):
+            for o in range(O):
+                u[4a + b, c, o] = (G w[o, c] Gᵀ)[π(a), π(b)]
+    """
+    O = w.shape[0]
+    C = w.shape[1]
+    for c in prange(C):
+        for o in range(O):
+            c0 = _g(w[o, c, 0, 0], w[o, c, 1, 0], w[o, c, 2, 0], half)
+            c1 = _g(w[o, c, 0, 1], w[o, c, 1, 1], w[o, c, 2, 1], half)
+            c2 = _g(w[o, c, 0, 2], w[o, c, 1, 2], w[o, c, 2, 2], half)
+            for a in range(4):
+                e = _g(c0[a], c1[a], c2[a], half)       # row a of G g Gᵀ: row π(a) of the rotated one
+                ra = 3 - a if a == 0 or a == 3 else a
+                u[4 * ra + 3, c, o] = e[0]
+                u[4 * ra + 1, c, o] = e[1]
+                u[4 * ra + 2, c, o] = e[2]
+                u[4 * ra, c, o] = e[3]
+
+
 _weight_transform = njit(parallel=True, cache=True, nogil=True)(_weight_transform_kernel)
+_rotated_weight_transform = njit(parallel=True, cache=True, nogil=True)(_rotated_weight_transform_kernel)
 
 
-def weight_transform(w: np.ndarray) -> np.ndarray:
+def weight_transform(w: np.ndarray, rotated: bool = False) -> np.ndarray:
     """``U[4a + b, o, c] = (G w[o, c] Gᵀ)[a, b]``: w (Cout, Cin, 3, 3) → (16, Cout, Cin), w's dtype.
+
+    ``rotated=True``: the transform of the transposed convolution's equivalent kernel, ``w`` turned by
+    180° with its two channel axes swapped → (16, Cin, Cout) (:func:`_rotated_weight_transform_kernel`),
+    without copying the turned kernel first.
 
     A Numba loop rather than one GEMM with ``G ⊗ G``: a BLAS call here, on the
     caller's thread, would wake OpenBLAS's threads just before the convolution's
     workers start (see :class:`kernels.cpu._runtime.Workers`).
     """
-    u = np.empty((16,) + w.shape[:2], dtype=w.dtype)
-    _weight_transform(np.ascontiguousarray(w), u, w.dtype.type(0.5))
+    o, c = w.shape[:2]
+    u = np.empty((16, c, o) if rotated else (16, o, c), dtype=w.dtype)
+    kernel = _rotated_weight_transform if rotated else _weight_transform
+    kernel(np.ascontiguousarray(w), u, w.dtype.type(0.5))
     return u
 
 

@@ -71,6 +71,17 @@ def test_transforms_match_their_matrices(seed, dtype):
     np.testing.assert_allclose(wg.weight_gradient_transform(du), ref_gw, rtol=1e-6, atol=1e-6)
 
 
+@given(seed=seeds, dtype=dtypes, shape=st.tuples(st.integers(1, 5), st.integers(1, 5)))
+def test_rotated_weight_transform_is_the_transform_of_the_rotated_kernel(seed, dtype, shape):
+    """weight_transform(w, rotated=True), read straight from w, equals the transform of the rotated kernel
+    with its channels swapped (conv._flipped), up to the order of G's three-term sums (1 ulp)."""
+    w = np.random.default_rng(seed).standard_normal(shape + (3, 3)).astype(dtype)
+    u = wg.weight_transform(w, rotated=True)
+    assert u.shape == (16, shape[1], shape[0])
+    np.testing.assert_allclose(u, wg.weight_transform(conv._flipped(w, 1)),
+                               rtol=2 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).eps)
+
+
 @settings_fast
 @given(seed=seeds, dtype=dtypes, parallel=st.booleans(), data=st.data())
 def test_tile_transforms_on_flat_planes(seed, dtype, parallel, data):
