@@ -263,7 +263,7 @@ def _weight_transform_kernel(w, u, half):
 
 
 def _rotated_weight_transform_kernel(w, u, half):
-    """``u[4a + b, c, o] = (G rot(w[o, c]) Gᵀ)[a, b]``: w (O, C, 3, 3), u (16, C, O); ``rot`` turns a 3x3 kernel by 180°.
+    """``u[4a + b, c, o] = (G rot(w[o, c]) Gᵀ)[a, b]``: w (O, C, 3, 3), u (16, C, O); ``rot``: turned by 180°.
 
     The transform of the stride-1 convolution that is the transpose of ``w``'s (kernel rotated, channels
     swapped: :func:`kernels.cpu.conv._flipped`), read straight from ``w``. Reversing ``g``'s three taps
