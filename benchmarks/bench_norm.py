@@ -2,7 +2,8 @@
 
 Two U-Net shapes: level 0 of the CamVid step, ``(4, 16, 176, 240)``, and a wider,
 smaller map, ``(8, 64, 88, 120)``, float32. Both sides run through their autograd
-(``F.batch_norm(..., training=True)`` then ``F.relu``; running statistics updated):
+(ours ``F.batch_norm_relu(..., training=True)``, the fused call ``nn.Sequential`` makes for a
+``BatchNorm2d`` followed by a ``ReLU``; torch ``F.batch_norm`` then ``F.relu``; running statistics updated):
 the forward alone, and forward plus the backward of a fixed non-uniform upstream
 gradient into x, weight and bias (leaf gradients reset before every call).
 
@@ -51,7 +52,7 @@ def cases(device: str = "cpu") -> list[Case]:
         go_ours, go_ref = mts.tensor(go, device=device), torch.tensor(go, device=torch_device)
 
         def ours_forward(t=ours, s=stats_ours):
-            return F.relu(F.batch_norm(t["x"], s[0], s[1], t["w"], t["b"], training=True))
+            return F.batch_norm_relu(t["x"], s[0], s[1], t["w"], t["b"], training=True)
 
         def ref_forward(t=ref, s=stats_ref):
             return tf.relu(tf.batch_norm(t["x"], s[0], s[1], t["w"], t["b"], training=True))

@@ -1,5 +1,7 @@
 """nn and optim parity with torch: BatchNorm2d, Linear, state dicts, SGD/Adam/AdamW, schedulers."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -32,6 +34,48 @@ def test_batchnorm2d_train_eval_and_running_stats(seed, momentum, affine):
     theirs.eval()
     x = randn(seed + 99, (2, 3, 4, 4))
     np.testing.assert_allclose(ours(mts.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sequential_fuses_batchnorm_then_relu(training):
+    """Sequential runs a BatchNorm2d followed by a ReLU as one batch_norm_relu call: the output, every gradient
+    and the running statistics are those of calling the children one by one, bit for bit, in training and
+    eval; the children and the state-dict keys are unchanged. A lone BatchNorm2d, a ReLU after a conv, or a
+    pair with an instance-level forward (a recording wrapper) is not fused."""
+    x = randn(0, (2, 3, 6, 5), np.float64)
+    g = randn(1, (2, 4, 6, 5), np.float64)
+    mts.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+                          nn.Conv2d(4, 4, 1), nn.ReLU(), nn.BatchNorm2d(4)).double()
+    model.train(training)
+    twin = nn.Sequential(*[type(m)(*args) for m, args in zip(model, [(3, 4, 3, 1, 1), (4,), (), (4, 4, 1), (), (4,)])])
+    twin = twin.double()
+    twin.load_state_dict(model.state_dict())
+    twin.train(training)
+    assert list(model.state_dict()) == list(twin.state_dict()) == [
+        "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked",
+        "3.weight", "3.bias", "5.weight", "5.bias", "5.running_mean", "5.running_var", "5.num_batches_tracked"]
+    fused = F.batch_norm_relu
+    with mock.patch.object(F, "batch_norm_relu", wraps=fused) as spy:
+        xt = mts.tensor(x, requires_grad=True)
+        y = model(xt)
+        y.backward(mts.tensor(g))
+    assert spy.call_count == 1
+    xu = mts.tensor(x, requires_grad=True)
+    h = xu
+    for m in twin:                       # one by one: batch_norm, then relu
+        h = m(h)
+    h.backward(mts.tensor(g))
+    np.testing.assert_array_equal(y.numpy(), h.numpy())
+    np.testing.assert_array_equal(xt.grad.numpy(), xu.grad.numpy())
+    for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy(), err_msg=name)
+    for (name, b), (_, c) in zip(model.named_buffers(), twin.named_buffers()):
+        np.testing.assert_array_equal(b.numpy(), c.numpy(), err_msg=name)
+    model[2].__dict__["forward"] = model[2].forward        # a recording wrapper, as models.summary installs
+    with mock.patch.object(F, "batch_norm_relu", wraps=fused) as spy:
+        model(mts.tensor(x))
+    assert spy.call_count == 0
 
 
 def test_module_registration_names_and_torch_state_dict_keys():

@@ -27,6 +27,12 @@ threads.
 
 Only the backward needs ``x`` (it recomputes ``x̂``): no normalised copy of the
 input is kept between the passes.
+
+Batch norm + ReLU (``relu=True``): the forward writes ``max(y, 0)`` in its last pass
+and the backward reads ReLU's gradient ``0 if out ≤ 0 else dy`` in both of its passes,
+so the pair costs no pass of its own (a separate ReLU reads and writes every
+activation once more, forward and backward). The results are those of the two
+kernels one after the other, bit for bit.
 """
 
 from __future__ import annotations
@@ -56,6 +62,17 @@ def _row_centered_sq_sum_kernel(row, mu):
     return s
 
 
+def _row_masked_grad_sums_kernel(dy, out, row, mu):
+    """:func:`_row_grad_sums_kernel` of ReLU's backward ``g = 0 if out[i] ≤ 0 else dy[i]`` (float64)."""
+    s = 0.0
+    sx = 0.0
+    for i in range(row.shape[0]):
+        g = 0.0 if out[i] <= 0 else dy[i] * 1.0
+        s += g
+        sx += g * (row[i] - mu)
+    return s, sx
+
+
 def _row_grad_sums_kernel(dy, row, mu):
     """``(Σ dy[i], Σ dy[i]·(row[i] − μ))`` in float64 (μ float64)."""
     s = 0.0
@@ -67,8 +84,9 @@ def _row_grad_sums_kernel(dy, row, mu):
     return s, sx
 
 
-def _batch_norm_forward_kernel(x, weight, bias, eps, batch_stats, mean, var, inv_std, y):
-    """Normalise ``x: (N, C, L)`` into ``y``; with ``batch_stats`` first compute ``mean, var`` (written).
+def _batch_norm_forward_kernel(x, weight, bias, eps, batch_stats, relu, mean, var, inv_std, y):
+    """Normalise ``x: (N, C, L)`` into ``y``; with ``batch_stats`` first compute ``mean, var`` (written);
+    with ``relu``, ``y = max(y, 0)`` in the same write (``0 if v < 0 else v``, as :mod:`kernels.cpu.relu`).
 
     weight, bias: (C,) in x's dtype; mean, var: (C,) in x's dtype, read (given
     statistics) or written (batch statistics); inv_std: (C,) float64, written::
@@ -100,17 +118,27 @@ def _batch_norm_forward_kernel(x, weight, bias, eps, batch_stats, mean, var, inv
         mu_t = mean[c]
         b = bias[c]
         k_t = y.dtype.type(k)
+        zero = y.dtype.type(0)
         for n in range(n_images):
             src = x[n, c]
             dst = y[n, c]
-            for i in range(length):
-                dst[i] = (src[i] - mu_t) * k_t + b
+            if relu:
+                for i in range(length):
+                    v = (src[i] - mu_t) * k_t + b
+                    dst[i] = zero if v < 0 else v
+            else:
+                for i in range(length):
+                    dst[i] = (src[i] - mu_t) * k_t + b
 
 
-def _batch_norm_backward_kernel(grad_out, x, weight, mean, inv_std, batch_stats, grad_x, grad_weight, grad_bias):
+def _batch_norm_backward_kernel(grad_out, x, out, weight, mean, inv_std, batch_stats, relu, grad_x, grad_weight,
+                                grad_bias):
     """``grad_x`` (N, C, L) and the per-channel ``grad_weight``, ``grad_bias`` (C,), all written.
 
-    grad_out, x: (N, C, L); weight, mean: (C,) in x's dtype; inv_std: (C,) float64::
+    grad_out, x: (N, C, L); weight, mean: (C,) in x's dtype; inv_std: (C,) float64. With ``relu``
+    (the forward applied ReLU), ``out`` (N, C, L) is that forward's output and every read of ``dy``
+    below is ReLU's backward, ``0 if out ≤ 0 else grad_out`` (as :mod:`kernels.cpu.relu`); without,
+    ``out`` is not read::
 
         for c in prange(C):
             db = Σ_{n,i} dy;   s = Σ_{n,i} dy·(x − mean[c]);   dw = s·inv_std[c]          (float64)
@@ -128,27 +156,37 @@ def _batch_norm_backward_kernel(grad_out, x, weight, mean, inv_std, batch_stats,
         db = 0.0
         s = 0.0
         for n in range(n_images):
-            a, b = _row_grad_sums(grad_out[n, c], x[n, c], mu)
+            if relu:
+                a, b = _row_masked_grad_sums(grad_out[n, c], out[n, c], x[n, c], mu)
+            else:
+                a, b = _row_grad_sums(grad_out[n, c], x[n, c], mu)
             db += a
             s += b
         dw = s * istd
         grad_bias[c] = db
         grad_weight[c] = dw
         k = T(weight[c] * istd)
-        if batch_stats:
-            shift = T(db / m)
-            q = T(istd * dw / m)
-            mu_t = mean[c]
-            for n in range(n_images):
-                dy = grad_out[n, c]
-                src = x[n, c]
-                dst = grad_x[n, c]
+        zero = T(0)
+        shift = T(db / m) if batch_stats else zero
+        q = T(istd * dw / m) if batch_stats else zero
+        mu_t = mean[c]
+        for n in range(n_images):
+            dy = grad_out[n, c]
+            src = x[n, c]
+            dst = grad_x[n, c]
+            if relu:
+                mask = out[n, c]
+                if batch_stats:
+                    for i in range(length):
+                        g = zero if mask[i] <= 0 else dy[i]
+                        dst[i] = k * (g - shift - (src[i] - mu_t) * q)
+                else:
+                    for i in range(length):
+                        dst[i] = k * (zero if mask[i] <= 0 else dy[i])
+            elif batch_stats:
                 for i in range(length):
                     dst[i] = k * (dy[i] - shift - (src[i] - mu_t) * q)
-        else:
-            for n in range(n_images):
-                dy = grad_out[n, c]
-                dst = grad_x[n, c]
+            else:
                 for i in range(length):
                     dst[i] = k * dy[i]
 
@@ -156,6 +194,7 @@ def _batch_norm_backward_kernel(grad_out, x, weight, mean, inv_std, batch_stats,
 _row_sum = njit(cache=True, fastmath={"reassoc"})(_row_sum_kernel)
 _row_centered_sq_sum = njit(cache=True, fastmath={"reassoc"})(_row_centered_sq_sum_kernel)
 _row_grad_sums = njit(cache=True, fastmath={"reassoc"})(_row_grad_sums_kernel)
+_row_masked_grad_sums = njit(cache=True, fastmath={"reassoc"})(_row_masked_grad_sums_kernel)
 _batch_norm_forward = njit(parallel=True, cache=True)(_batch_norm_forward_kernel)
 _batch_norm_backward = njit(parallel=True, cache=True)(_batch_norm_backward_kernel)
 
@@ -173,14 +212,16 @@ def _per_channel(v, channels: int, fill: float, dtype) -> np.ndarray:
     return np.ascontiguousarray(v, dtype=dtype)
 
 
-def batch_norm_forward(x, weight, bias, mean, var, eps):
+def batch_norm_forward(x, weight, bias, mean, var, eps, relu=False):
     """Batch normalisation of ``x: (N, C, *)``; returns ``(y, mean, var, inv_std)``.
 
     weight, bias: (C,) or None (1 and 0); mean, var: (C,) statistics to normalise
     with (eval mode), or both None to compute the batch's (biased variance).
     Returns ``y`` of x's shape and dtype, the ``mean`` and ``var`` used (x's dtype:
     the batch's when computed here) and ``inv_std = 1/sqrt(var + eps)`` (float64,
-    for the backward). Formula and loop: :func:`_batch_norm_forward_kernel`.
+    for the backward). ``relu``: return ``relu(y)`` instead, in the same pass (batch
+    norm + ReLU, as every conv block of U-Net and SegNet uses them). Formula and loop:
+    :func:`_batch_norm_forward_kernel`.
     """
     dtype = x.dtype
     x3 = _channels(x, dtype)
@@ -195,25 +236,29 @@ def batch_norm_forward(x, weight, bias, mean, var, eps):
     inv_std = np.empty(channels, dtype=np.float64)
     y = np.empty(x3.shape, dtype=dtype)
     _batch_norm_forward(x3, _per_channel(weight, channels, 1.0, dtype), _per_channel(bias, channels, 0.0, dtype),
-                        float(eps), batch_stats, mean, var, inv_std, y)
+                        float(eps), batch_stats, bool(relu), mean, var, inv_std, y)
     return y.reshape(x.shape), mean, var, inv_std
 
 
-def batch_norm_backward(grad_out, x, weight, mean, inv_std, batch_stats):
+def batch_norm_backward(grad_out, x, weight, mean, inv_std, batch_stats, out=None):
     """Gradients of :func:`batch_norm_forward`: ``(grad_x, grad_weight, grad_bias)``.
 
     grad_out, x: (N, C, *); weight: (C,) or None; mean, inv_std: (C,) as returned
     by the forward; ``batch_stats``: whether the forward computed the statistics
-    (then they depend on x). grad_x has x's shape and dtype, grad_weight and
-    grad_bias are (C,) in x's dtype. Formula and loop: :func:`_batch_norm_backward_kernel`.
+    (then they depend on x); ``out``: the forward's output when it ran with
+    ``relu=True`` (then ``grad_out`` is the gradient of ``relu(y)`` and passes ReLU's
+    backward first, in the same passes), else None. grad_x has x's shape and dtype,
+    grad_weight and grad_bias are (C,) in x's dtype. Formula and loop:
+    :func:`_batch_norm_backward_kernel`.
     """
     dtype = x.dtype
     x3 = _channels(x, dtype)
+    out3 = x3 if out is None else _channels(out, dtype)
     channels = x3.shape[1]
     grad_x = np.empty(x3.shape, dtype=dtype)
     grad_weight = np.empty(channels, dtype=dtype)
     grad_bias = np.empty(channels, dtype=dtype)
-    _batch_norm_backward(_channels(grad_out, dtype), x3, _per_channel(weight, channels, 1.0, dtype),
+    _batch_norm_backward(_channels(grad_out, dtype), x3, out3, _per_channel(weight, channels, 1.0, dtype),
                          np.ascontiguousarray(mean, dtype=dtype), np.ascontiguousarray(inv_std, dtype=np.float64),
-                         bool(batch_stats), grad_x, grad_weight, grad_bias)
+                         bool(batch_stats), out is not None, grad_x, grad_weight, grad_bias)
     return grad_x.reshape(x.shape), grad_weight, grad_bias

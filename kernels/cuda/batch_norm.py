@@ -31,6 +31,7 @@ from numba import cuda, float64
 
 from ._index import unravel3
 from ._launch import THREADS_PER_BLOCK, array_module, launch, launch_blocks
+from .relu import relu_backward, relu_forward
 
 __all__ = ["batch_norm_forward", "batch_norm_backward"]
 
@@ -150,12 +151,13 @@ def _per_channel(xp, v, channels: int, fill: float, dtype):
     return xp.ascontiguousarray(v, dtype=dtype)
 
 
-def batch_norm_forward(x, weight, bias, mean, var, eps):
+def batch_norm_forward(x, weight, bias, mean, var, eps, relu=False):
     """Batch normalisation of ``x: (N, C, *)``; returns ``(y, mean, var, inv_std)``.
 
     Same contract as :func:`kernels.cpu.batch_norm.batch_norm_forward`: statistics
     by :func:`_channel_stats_kernel` when ``mean``/``var`` are None, then
-    :func:`_normalize_kernel`.
+    :func:`_normalize_kernel`; ``relu``: then :func:`kernels.cuda.relu.relu_forward`
+    (on the GPU the two kernels run one after the other).
     """
     xp = array_module()
     dtype = x.dtype
@@ -172,15 +174,20 @@ def batch_norm_forward(x, weight, bias, mean, var, eps):
     scale = (_per_channel(xp, weight, channels, 1.0, dtype) * inv_std).astype(dtype)
     y = xp.empty(x3.shape, dtype=dtype)
     launch(_normalize, x3.size, x3, mean, scale, _per_channel(xp, bias, channels, 0.0, dtype), y)
+    if relu:
+        y = relu_forward(y)
     return y.reshape(x.shape), mean, var, inv_std
 
 
-def batch_norm_backward(grad_out, x, weight, mean, inv_std, batch_stats):
+def batch_norm_backward(grad_out, x, weight, mean, inv_std, batch_stats, out=None):
     """Gradients of :func:`batch_norm_forward`: ``(grad_x, grad_weight, grad_bias)``.
 
-    Same contract as :func:`kernels.cpu.batch_norm.batch_norm_backward`: the sums by
-    :func:`_channel_grad_sums_kernel`, then :func:`_input_grad_kernel`.
+    Same contract as :func:`kernels.cpu.batch_norm.batch_norm_backward`: with ``out``
+    (a ``relu=True`` forward's output) first :func:`kernels.cuda.relu.relu_backward`;
+    then the sums by :func:`_channel_grad_sums_kernel` and :func:`_input_grad_kernel`.
     """
+    if out is not None:
+        grad_out = relu_backward(grad_out, out)
     xp = array_module()
     dtype = x.dtype
     x3 = _channels(xp, x, dtype)

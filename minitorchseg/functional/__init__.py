@@ -28,13 +28,14 @@ from .elementwise import (
 )
 from .interpolate import interpolate
 from .loss import binary_cross_entropy_with_logits, cross_entropy, nll_loss, smooth_l1_loss
-from .normalization import batch_norm, group_norm
+from .normalization import batch_norm, batch_norm_relu, group_norm
 from .pooling import max_pool2d, max_unpool2d
 from .reduction import argmax, linear, matmul, max, mean, sum
 from .shape import cat, flatten, index, pad, permute, reshape, squeeze, stack, transpose, unsqueeze
 
 __all__ = [
-    "abs", "add", "argmax", "batch_norm", "binary_cross_entropy_with_logits", "cast", "cat", "clamp", "clone",
+    "abs", "add", "argmax", "batch_norm", "batch_norm_relu", "binary_cross_entropy_with_logits", "cast", "cat",
+    "clamp", "clone",
     "cross_entropy", "div", "dropout", "exp", "flatten", "index", "linear", "log", "log_softmax", "matmul",
     "max", "mean", "mul", "neg", "nll_loss", "pad", "permute", "pow", "relu", "reshape", "sigmoid",
     "smooth_l1_loss", "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze",

@@ -33,7 +33,7 @@ import math
 from ..autograd import Function
 from ..tensor import Tensor
 
-__all__ = ["batch_norm", "group_norm"]
+__all__ = ["batch_norm", "batch_norm_relu", "group_norm"]
 
 
 class BatchNorm(Function):
@@ -43,21 +43,26 @@ class BatchNorm(Function):
     (``kernels.*.batch_norm_forward``), which returns them beside ``y`` so that the
     caller can update the running averages. Saved for backward: the input ``x``
     (the kernel recomputes x̂ from it), the statistics and ``weight``.
+
+    ``relu=True``: ``max(y, 0)``, batch norm and ReLU in the same kernel calls
+    (:func:`batch_norm_relu`); the output is saved too, as ReLU's backward reads its
+    mask from it.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, mean, var, eps):
+    def forward(ctx, x, weight, bias, mean, var, eps, relu=False):
         ctx.batch_stats = mean is None
-        y, mean, var, inv_std = ctx.kernels.batch_norm_forward(x, weight, bias, mean, var, eps)
-        ctx.save_for_backward(x, weight, mean, inv_std)
+        y, mean, var, inv_std = ctx.kernels.batch_norm_forward(x, weight, bias, mean, var, eps, relu)
+        ctx.save_for_backward(x, weight, mean, inv_std, y if relu else None)
         return y, mean, var
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, mean, inv_std = ctx.saved_arrays
-        gx, gw, gb = ctx.kernels.batch_norm_backward(grad, x, weight, mean, inv_std, ctx.batch_stats)
+        x, weight, mean, inv_std, out = ctx.saved_arrays
+        gx, gw, gb = ctx.kernels.batch_norm_backward(grad, x, weight, mean, inv_std, ctx.batch_stats, out)
         needs = ctx.needs_input_grad
-        return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None, None, None, None)
+        return (gx if needs[0] else None, gw if needs[1] else None, gb if needs[2] else None, None, None, None,
+                None)
 
 
 def batch_norm(
@@ -71,6 +76,30 @@ def batch_norm(
     eps: float = 1e-5,
 ) -> Tensor:
     """torch's ``F.batch_norm``; updates ``running_mean``/``running_var`` in place when training."""
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=False)
+
+
+def batch_norm_relu(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """``F.relu(F.batch_norm(...))`` with the same arguments, in the batch-norm kernels' own passes.
+
+    The same values and gradients as the two calls, bit for bit, without ReLU's
+    separate pass over every activation (forward and backward) or the batch norm's
+    output before ReLU in memory: what ``torch.ao.nn.intrinsic.BNReLU2d`` fuses.
+    :class:`minitorchseg.nn.Sequential` calls it for a ``BatchNorm2d`` followed by a ``ReLU``.
+    """
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu=True)
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps, relu):
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {input.shape}")
     channels = input.shape[1]
@@ -83,7 +112,7 @@ def batch_norm(
             raise ValueError(
                 f"batch_norm: expected more than 1 value per channel when training, got input {input.shape}"
             )
-        y, mean, var = BatchNorm.apply(input, weight, bias, None, None, eps)
+        y, mean, var = BatchNorm.apply(input, weight, bias, None, None, eps, relu)
         if running_mean is not None:
             running_mean.data[...] = (1 - momentum) * running_mean.data + momentum * mean.data
         if running_var is not None:
@@ -94,7 +123,7 @@ def batch_norm(
     xp = input.backend.xp
     mean = xp.asarray(running_mean.data, dtype=input.dtype)
     var = xp.asarray(running_var.data, dtype=input.dtype)
-    return BatchNorm.apply(input, weight, bias, mean, var, eps)[0]
+    return BatchNorm.apply(input, weight, bias, mean, var, eps, relu)[0]
 
 
 class GroupNorm(Function):

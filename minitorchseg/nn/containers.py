@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
+from .layers import BatchNorm2d, ReLU
 from .module import Module
 
 __all__ = ["Sequential", "ModuleList"]
 
 
 class Sequential(Module):
-    """Calls its children in order; ``Sequential(a, b)(x) == b(a(x))``."""
+    """Calls its children in order; ``Sequential(a, b)(x) == b(a(x))``.
+
+    A ``BatchNorm2d`` followed by a ``ReLU`` runs as one fused call
+    (:meth:`BatchNorm2d.forward_relu`): the same values and gradients, bit for bit, one
+    pass over the activations fewer each way (as ``torch.ao.nn.intrinsic.BNReLU2d``).
+    The children, their names and the state dict are unchanged. A child whose ``forward``
+    was replaced on the instance (a recording wrapper, as :func:`minitorchseg.models.summary`
+    installs) is called as it is, unfused.
+    """
 
     def __init__(self, *modules: Module):
         super().__init__()
@@ -27,9 +36,22 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, input):
-        for module in self._modules.values():
-            input = module(input)
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            if i + 1 < len(modules) and _fusable(modules[i], modules[i + 1]):
+                input = modules[i].forward_relu(input)
+                i += 2
+            else:
+                input = modules[i](input)
+                i += 1
         return input
+
+
+def _fusable(first: Module, second: Module) -> bool:
+    """Whether ``second(first(x))`` may run as ``first.forward_relu(x)``: a plain BatchNorm2d then a plain ReLU."""
+    return (type(first) is BatchNorm2d and type(second) is ReLU
+            and "forward" not in vars(first) and "forward" not in vars(second))
 
 
 class ModuleList(Module):

@@ -97,6 +97,11 @@ class BatchNorm2d(Module):
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
     def forward(self, input: Tensor) -> Tensor:
+        return self.forward_relu(input, relu=False)
+
+    def forward_relu(self, input: Tensor, relu: bool = True) -> Tensor:
+        """This layer then a ReLU, in one pass (:func:`minitorchseg.functional.batch_norm_relu`), with every
+        check and running-statistics update of :meth:`forward`; ``relu=False`` is :meth:`forward` itself."""
         if input.ndim != 4 or input.shape[1] != self.num_features:
             raise ValueError(
                 f"BatchNorm2d: expected input (N, {self.num_features}, H, W), got shape {input.shape}"
@@ -114,7 +119,7 @@ class BatchNorm2d(Module):
             if self.momentum is None:
                 momentum = 1.0 / float(self.num_batches_tracked.item())
         use_batch_stats = self.training or not self.track_running_stats
-        return F.batch_norm(
+        return (F.batch_norm_relu if relu else F.batch_norm)(
             input,
             self.running_mean if not self.training or self.track_running_stats else None,
             self.running_var if not self.training or self.track_running_stats else None,

@@ -68,6 +68,26 @@ def test_batch_norm_matches_cpu_and_torch(shape, seed, dtype, training, affine, 
         np.testing.assert_allclose(host(gb), bt.grad.numpy(), **tol, err_msg="grad_bias vs torch")
 
 
+@few
+@given(seed=seeds, dtype=dtypes, training=st.booleans())
+def test_batch_norm_relu_matches_cpu(seed, dtype, training):
+    """relu=True on the GPU (batch norm, then the ReLU kernel) against the CPU's fused pass: forward and the
+    three gradients."""
+    shape = (2, 3, 3, 4)
+    x = randn(seed, shape, dtype, scale=2.0)
+    weight, bias = randn(seed + 1, (3,), dtype), randn(seed + 2, (3,), dtype)
+    mean = None if training else randn(seed + 3, (3,), dtype)
+    var = None if training else (np.abs(randn(seed + 4, (3,), dtype)) + 0.5).astype(dtype)
+    g = upstream(shape, dtype, seed % 1000)
+    y, m, v, inv_std = gpu.batch_norm_forward(dev(x), dev(weight), dev(bias), on(mean), on(var), 1e-5, relu=True)
+    gx, gw, gb = gpu.batch_norm_backward(dev(g), dev(x), dev(weight), m, inv_std, training, out=y)
+    cy, cm, cv, c_inv = cpu.batch_norm_forward(x, weight, bias, mean, var, 1e-5, relu=True)
+    cgx, cgw, cgb = cpu.batch_norm_backward(g, x, weight, cm, c_inv, training, out=cy)
+    assert (cy == 0).any() and (cy > 0).any()
+    for name, ours, theirs in [("y", y, cy), ("grad_x", gx, cgx), ("grad_weight", gw, cgw), ("grad_bias", gb, cgb)]:
+        np.testing.assert_allclose(host(ours), theirs, **TOL[np.dtype(dtype)], err_msg=name)
+
+
 def test_batch_norm_layer_on_cuda_matches_cpu():
     """nn.BatchNorm2d in training mode on device='cuda': output, running statistics and gradients as on the CPU."""
     x = randn(0, (2, 3, 4, 5), np.float64) + 2.0

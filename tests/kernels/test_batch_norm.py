@@ -9,13 +9,13 @@ in both modes.
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import minitorchseg as mts
 import minitorchseg.functional as F
 from minitorchseg.autograd import gradcheck
-from minitorchseg.kernels.cpu import batch_norm_backward, batch_norm_forward
+from minitorchseg.kernels.cpu import batch_norm_backward, batch_norm_forward, relu_backward, relu_forward
 from tests.strategies import TOL, dtypes, randn, seeds, settings_fast, strided
 from tests.torch_ref import upstream
 
@@ -85,6 +85,45 @@ def test_batch_norm_kernels_match_torch(shape, seed, dtype, training, affine, co
         np.testing.assert_array_equal(used_mean, mean)
         np.testing.assert_array_equal(used_var, var)
     np.testing.assert_allclose(inv_std, 1.0 / np.sqrt(used_var.astype(np.float64) + eps), rtol=1e-15, atol=0)
+
+
+@settings_fast
+@given(shape=shapes, seed=seeds, dtype=dtypes, training=st.booleans(), affine=st.booleans(),
+       contiguous=st.booleans())
+def test_batch_norm_relu_is_batch_norm_then_relu(shape, seed, dtype, training, affine, contiguous):
+    """relu=True (and the backward given its output) gives what batch norm then ReLU give, bit for bit, and
+    torch's relu(batch_norm(x)) within TOL, forward and all three gradients (outputs drawn away from ReLU's kink)."""
+    channels = shape[1]
+    x = randn(seed, shape, dtype, scale=2.0)
+    weight = randn(seed + 1, (channels,), dtype) if affine else None
+    bias = randn(seed + 2, (channels,), dtype) if affine else None
+    mean = None if training else randn(seed + 3, (channels,), dtype)
+    var = None if training else (np.abs(randn(seed + 4, (channels,), dtype)) + 0.5).astype(dtype)
+    g = upstream(shape, dtype, seed)
+    xin, gin = (x, g) if contiguous else (strided(x), strided(g))
+
+    y, m, v, inv_std = batch_norm_forward(xin, weight, bias, mean, var, 1e-5, relu=True)
+    gx, gw, gb = batch_norm_backward(gin, xin, weight, m, inv_std, training, out=y)
+    y0, m0, v0, inv_std0 = batch_norm_forward(xin, weight, bias, mean, var, 1e-5)
+    relu_y = relu_forward(y0)
+    gx0, gw0, gb0 = batch_norm_backward(relu_backward(gin, relu_y), xin, weight, m0, inv_std0, training)
+    for name, fused, chained in [("y", y, relu_y), ("mean", m, m0), ("var", v, v0), ("inv_std", inv_std, inv_std0),
+                                 ("grad_x", gx, gx0), ("grad_weight", gw, gw0), ("grad_bias", gb, gb0)]:
+        np.testing.assert_array_equal(fused, chained, err_msg=name)
+
+    xt = torch.tensor(x, requires_grad=True)
+    wt = None if weight is None else torch.tensor(weight, requires_grad=True)
+    bt = None if bias is None else torch.tensor(bias, requires_grad=True)
+    pre = torch.nn.functional.batch_norm(xt, None if training else torch.tensor(mean),
+                                         None if training else torch.tensor(var), wt, bt, training=training)
+    assume(bool((pre.detach().abs() > 1e-3).all()))
+    torch.relu(pre).backward(torch.tensor(g))
+    tol = TOL[np.dtype(dtype)]
+    np.testing.assert_allclose(y, torch.relu(pre).detach().numpy(), **tol, err_msg="forward vs torch")
+    np.testing.assert_allclose(gx, xt.grad.numpy(), **tol, err_msg="grad_x vs torch")
+    if affine:
+        np.testing.assert_allclose(gw, wt.grad.numpy(), **tol, err_msg="grad_weight vs torch")
+        np.testing.assert_allclose(gb, bt.grad.numpy(), **tol, err_msg="grad_bias vs torch")
 
 
 def test_batch_norm_hand_example():
