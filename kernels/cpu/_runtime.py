@@ -15,17 +15,23 @@ runs them, written once for the kernels that pair a Numba loop with a BLAS call
   reduction over them is deterministic;
 * :func:`scratch` hands each thread a reusable buffer (per dtype), so a block's
   columns are written and consumed while still in cache and nothing is allocated
-  per block.
+  per block;
+* :func:`empty` allocates the kernels' large outputs from :data:`outputs`, an
+  :class:`OutputPool` that hands a freed buffer of the same size out again instead of
+  asking the operating system for fresh pages.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 import threading
 
 import numba
 import numpy as np
 
-__all__ = ["BLOCK_BYTES", "PARALLEL_BYTES", "Workers", "workers", "scratch", "blocks"]
+__all__ = ["BLOCK_BYTES", "PARALLEL_BYTES", "Workers", "workers", "scratch", "blocks", "empty", "OutputPool",
+           "outputs"]
 
 # Target bytes of one block's scratch. Blocks hold whole images when they fit,
 # otherwise a band of rows (or, for col2im, of output channels) of one image, so
@@ -176,3 +182,81 @@ def blocks(n_images: int, rows: int, row_bytes: int) -> list[tuple[int, int, int
     bands = -(-rows // tallest)
     edges = [rows * k // bands for k in range(bands + 1)]
     return [(n0, n0 + 1, edges[k], edges[k + 1]) for n0 in range(n_images) for k in range(bands)]
+
+
+class OutputPool:
+    """Large output arrays recycled by size: a training step asks for the same shapes every time.
+
+    A fresh multi-megabyte ``np.empty`` is memory the operating system has not mapped
+    yet: every page costs a fault when first written, and glibc returns such blocks
+    to the system when they are freed, so the next step faults on them again (about
+    10 000 faults per U-Net step at batch 4, 176x240; its outputs took 2-3x longer
+    inside the step than alone). The pool keeps every buffer of at least
+    :data:`MIN_BYTES` it has handed out, keyed by its size in bytes, and hands one out
+    again once nothing refers to it any more. An array it returns is a view of its
+    buffer (``array.base``), and so is every view of that array: while any of them
+    lives, the buffer's reference count is above the pool's own, and it is not reused.
+    When it allocates a new buffer, idle buffers beyond :data:`IDLE_BYTES` in all are
+    released (the sizes it saw first, first), so a run whose shapes keep changing
+    (detection, evaluation at several sizes) does not hold on to memory it no longer
+    uses. Thread-safe (one lock).
+    """
+
+    MIN_BYTES = 1 << 20
+    IDLE_BYTES = 256 << 20
+
+    def __init__(self):
+        self._buffers: dict[int, list[np.ndarray]] = {}   # size in bytes → buffers, oldest first
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _idle(buffer: np.ndarray) -> bool:
+        # referenced only by the pool's list, the caller's loop variable, this parameter and getrefcount's argument
+        return sys.getrefcount(buffer) <= 4
+
+    def empty(self, shape, dtype) -> np.ndarray:
+        """An uninitialised C-contiguous array of ``shape`` and ``dtype`` (``np.empty``'s contract)."""
+        dtype = np.dtype(dtype)
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes < self.MIN_BYTES:
+            return np.empty(shape, dtype)
+        with self._lock:
+            same = self._buffers.setdefault(nbytes, [])
+            for buffer in same:
+                if self._idle(buffer):
+                    return buffer.view(dtype).reshape(shape)
+            self._release_idle()
+            buffer = np.empty(nbytes, np.uint8)
+            same.append(buffer)
+            return buffer.view(dtype).reshape(shape)
+
+    def _release_idle(self) -> None:
+        """Drop idle buffers (sizes in the order first seen, the oldest of a size first) until at most
+        :data:`IDLE_BYTES` are idle."""
+        idle = [(nbytes, buffer) for nbytes, same in self._buffers.items() for buffer in same if self._idle(buffer)]
+        excess = sum(nbytes for nbytes, _ in idle) - self.IDLE_BYTES
+        for nbytes, buffer in idle:
+            if excess <= 0:
+                break
+            self._buffers[nbytes] = [b for b in self._buffers[nbytes] if b is not buffer]
+            excess -= nbytes
+
+    def held_bytes(self) -> tuple[int, int]:
+        """``(bytes held, bytes idle)``."""
+        with self._lock:
+            sizes = [(nbytes, self._idle(b)) for nbytes, same in self._buffers.items() for b in same]
+        return sum(n for n, _ in sizes), sum(n for n, idle in sizes if idle)
+
+    def clear(self) -> None:
+        """Forget every buffer (those still in use stay valid: their arrays keep them alive)."""
+        with self._lock:
+            self._buffers.clear()
+
+
+outputs = OutputPool()
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)`` for a kernel's output, from :data:`outputs` when it is large."""
+    return outputs.empty(shape, dtype)

@@ -42,6 +42,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import _runtime
+
 __all__ = ["batch_norm_forward", "batch_norm_backward"]
 
 
@@ -234,7 +236,7 @@ def batch_norm_forward(x, weight, bias, mean, var, eps, relu=False):
         mean = np.ascontiguousarray(mean, dtype=dtype)
         var = np.ascontiguousarray(var, dtype=dtype)
     inv_std = np.empty(channels, dtype=np.float64)
-    y = np.empty(x3.shape, dtype=dtype)
+    y = _runtime.empty(x3.shape, dtype)
     _batch_norm_forward(x3, _per_channel(weight, channels, 1.0, dtype), _per_channel(bias, channels, 0.0, dtype),
                         float(eps), batch_stats, bool(relu), mean, var, inv_std, y)
     return y.reshape(x.shape), mean, var, inv_std
@@ -255,7 +257,7 @@ def batch_norm_backward(grad_out, x, weight, mean, inv_std, batch_stats, out=Non
     x3 = _channels(x, dtype)
     out3 = x3 if out is None else _channels(out, dtype)
     channels = x3.shape[1]
-    grad_x = np.empty(x3.shape, dtype=dtype)
+    grad_x = _runtime.empty(x3.shape, dtype)
     grad_weight = np.empty(channels, dtype=dtype)
     grad_bias = np.empty(channels, dtype=dtype)
     _batch_norm_backward(_channels(grad_out, dtype), x3, out3, _per_channel(weight, channels, 1.0, dtype),

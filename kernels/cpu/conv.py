@@ -286,7 +286,7 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     Og = O // groups
     K = Cg * kh * kw
     Ho, Wo = out_hw
-    out = np.empty((N, groups, Og, Ho * Wo), dtype=x.dtype)
+    out = _runtime.empty((N, groups, Og, Ho * Wo), x.dtype)
     wm = w.reshape(groups, Og, K)
     if out.size == 0:
         return out.reshape(N, O, Ho, Wo)
@@ -351,7 +351,7 @@ def _conv2d_winograd(x, u, padding, out_hw):
     N, C, H, W = x.shape
     O = u.shape[1]
     Ho, Wo = out_hw
-    out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
+    out = _runtime.empty((N, O, Ho, Wo), x.dtype)
     if out.size == 0:
         return out
     th, tw = -(-Ho // 2), -(-Wo // 2)
@@ -487,7 +487,7 @@ def _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw):
     O = Og * groups
     Ho, Wo = out_hw
     khw = kh * kw
-    out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
+    out = _runtime.empty((N, O, Ho, Wo), x.dtype)
     if out.size == 0:
         return out
     wt = w.reshape(groups, Cg, Og * khw)

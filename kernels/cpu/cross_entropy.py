@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shared.cross_entropy import pixel_loss
+from . import _runtime
 
 __all__ = ["cross_entropy_forward", "cross_entropy_backward"]
 
@@ -249,7 +250,7 @@ def cross_entropy_forward(x, target, weight, ignore_index, log_probs_given):
     w = np.ones(x3.shape[1], dtype=dtype) if weight is None else np.ascontiguousarray(weight, dtype=dtype)
     losses = np.empty(t2.shape, dtype=dtype)
     weights = np.empty(t2.shape, dtype=dtype)
-    probs = np.empty((1, 1, 1) if log_probs_given else x3.shape, dtype=dtype)
+    probs = _runtime.empty((1, 1, 1) if log_probs_given else x3.shape, dtype)
     _cross_entropy_forward(x3, t2, w, int(ignore_index), bool(log_probs_given), losses, weights, probs,
                            *_exp_constants(dtype))
     return losses, weights, None if log_probs_given else probs.reshape(np.shape(x))
@@ -266,7 +267,7 @@ def cross_entropy_backward(scale, probs, target, ignore_index, log_probs_given):
     """
     p3 = _as_pixels(probs, 3)
     t2 = _as_pixels(target, 2, np.int64)
-    grad_x = np.empty(p3.shape, dtype=p3.dtype)
+    grad_x = _runtime.empty(p3.shape, p3.dtype)
     _cross_entropy_backward(np.ascontiguousarray(scale, dtype=p3.dtype).reshape(t2.shape), p3, t2,
                             int(ignore_index), bool(log_probs_given), grad_x)
     return grad_x.reshape(np.shape(probs))

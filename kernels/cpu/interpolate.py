@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shared.interpolate import bilinear_taps_hw, nearest_taps_hw
+from . import _runtime
 
 __all__ = [
     "upsample_bilinear2d_forward",
@@ -169,7 +170,7 @@ def upsample_bilinear2d_forward(x, output_hw, align_corners, scales):
     out_h, out_w = output_hw
     taps = _both_taps((height, width), (out_h, out_w), align_corners, scales, x.dtype)
     xc = np.ascontiguousarray(x).reshape(n * c, height, width)
-    out = np.empty((n * c, out_h, out_w), dtype=x.dtype)
+    out = _runtime.empty((n * c, out_h, out_w), x.dtype)
     _bilinear_forward(xc, out, *taps)
     return out.reshape(n, c, out_h, out_w)
 
@@ -183,7 +184,7 @@ def upsample_bilinear2d_backward(grad_out, input_hw, align_corners, scales):
     height, width = input_hw
     taps = _both_taps((height, width), (out_h, out_w), align_corners, scales, grad_out.dtype)
     gc = np.ascontiguousarray(grad_out).reshape(n * c, out_h, out_w)
-    grad_x = np.empty((n * c, height, width), dtype=grad_out.dtype)
+    grad_x = _runtime.empty((n * c, height, width), grad_out.dtype)
     _bilinear_backward(gc, grad_x, *taps)
     return grad_x.reshape(n, c, height, width)
 
@@ -197,7 +198,7 @@ def upsample_nearest2d_forward(x, output_hw, scales):
     out_h, out_w = output_hw
     src_h, src_w = (a.astype(np.uintp) for a in nearest_taps_hw((height, width), output_hw, scales))
     xc = np.ascontiguousarray(x).reshape(n * c, height, width)
-    out = np.empty((n * c, out_h, out_w), dtype=x.dtype)
+    out = _runtime.empty((n * c, out_h, out_w), x.dtype)
     _nearest_forward(xc, out, src_h, src_w)
     return out.reshape(n, c, out_h, out_w)
 
@@ -208,6 +209,6 @@ def upsample_nearest2d_backward(grad_out, input_hw, scales):
     height, width = input_hw
     src_h, src_w = (a.astype(np.uintp) for a in nearest_taps_hw(input_hw, (out_h, out_w), scales))
     gc = np.ascontiguousarray(grad_out).reshape(n * c, out_h, out_w)
-    grad_x = np.empty((n * c, height, width), dtype=grad_out.dtype)
+    grad_x = _runtime.empty((n * c, height, width), grad_out.dtype)
     _nearest_backward(gc, grad_x, src_h, src_w)
     return grad_x.reshape(n, c, height, width)

@@ -32,6 +32,7 @@ from numba import njit, prange
 
 from ..geometry import pool_output_size
 from ..shared.pool import window_max
+from . import _runtime
 
 __all__ = [
     "max_pool2d_forward",
@@ -291,8 +292,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     out_h = pool_output_size(height, kernel_size[0], stride[0], padding[0], dilation[0], ceil_mode)
     out_w = pool_output_size(width, kernel_size[1], stride[1], padding[1], dilation[1], ceil_mode)
     xc = np.ascontiguousarray(x).reshape(n * c, height, width)
-    out = np.empty((n * c, out_h, out_w), dtype=x.dtype)
-    indices = np.empty((n * c, out_h, out_w), dtype=np.int64)
+    out = _runtime.empty((n * c, out_h, out_w), x.dtype)
+    indices = _runtime.empty((n * c, out_h, out_w), np.int64)
     neg_inf = x.dtype.type(-np.inf)
     if tuple(kernel_size) == (2, 2) and tuple(stride) == (2, 2) and tuple(dilation) == (1, 1):
         _max_pool2d_2x2(xc, out, indices, padding[0], padding[1], neg_inf)
@@ -314,7 +315,7 @@ def max_pool2d_backward(grad_out, indices, input_hw):
     """
     n, c = grad_out.shape[:2]
     height, width = input_hw
-    grad_x = np.empty((n * c, height * width), dtype=grad_out.dtype)
+    grad_x = _runtime.empty((n * c, height * width), grad_out.dtype)
     _scatter(_planes(grad_out), _planes(indices, np.int64), grad_x, True)
     return grad_x.reshape(n, c, height, width)
 
@@ -330,7 +331,7 @@ def max_unpool2d_forward(x, indices, output_hw):
     """
     n, c = x.shape[:2]
     out_h, out_w = output_hw
-    out = np.empty((n * c, out_h * out_w), dtype=x.dtype)
+    out = _runtime.empty((n * c, out_h * out_w), x.dtype)
     _scatter(_planes(x), _planes(indices, np.int64), out, False)
     return out.reshape(n, c, out_h, out_w)
 
@@ -343,6 +344,6 @@ def max_unpool2d_backward(grad_out, indices):
     (torch's behaviour), see :func:`_gather_kernel`.
     """
     n, c, height, width = indices.shape
-    grad_x = np.empty((n * c, height * width), dtype=grad_out.dtype)
+    grad_x = _runtime.empty((n * c, height * width), grad_out.dtype)
     _gather(_planes(grad_out), _planes(indices, np.int64), grad_x)
     return grad_x.reshape(n, c, height, width)

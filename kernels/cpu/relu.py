@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import _runtime
+
 __all__ = ["CHUNK", "relu_forward", "relu_backward"]
 
 # Elements per parallel task: large enough to amortise the hand-out, small enough to balance.
@@ -73,7 +75,7 @@ _relu_backward = njit(parallel=True, cache=True, nogil=True)(_relu_backward_kern
 def relu_forward(x):
     """``max(x, 0)`` of any float array → a new C-contiguous array of x's shape and dtype."""
     x = np.asarray(x, order="C")
-    out = np.empty_like(x)
+    out = _runtime.empty(x.shape, x.dtype)
     _relu_forward(x.reshape(-1), out.reshape(-1))
     return out
 
@@ -82,6 +84,6 @@ def relu_backward(grad_out, out):
     """∂L/∂x of ReLU from ``grad_out`` and the forward's ``out`` (same shape) → grad_out's shape and dtype."""
     grad_out = np.asarray(grad_out, order="C")
     out = np.asarray(out, order="C")
-    grad_x = np.empty_like(grad_out)
+    grad_x = _runtime.empty(grad_out.shape, grad_out.dtype)
     _relu_backward(grad_out.reshape(-1), out.reshape(-1), grad_x.reshape(-1))
     return grad_x

@@ -3,6 +3,7 @@
 import threading
 
 import numba
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -66,3 +67,42 @@ def test_blocks_cover_every_row_once_in_bands_of_equal_height(n_images, rows, ro
         assert (n1 - n0) * (y1 - y0) * row_bytes <= max(budget, row_bytes)
     heights = {y1 - y0 for n0, n1, y0, y1 in blocks if n1 - n0 == 1 and (y0, y1) != (0, rows)}
     assert not heights or max(heights) - min(heights) <= 1
+
+
+def test_output_pool_reuses_a_buffer_only_when_nothing_refers_to_it():
+    """A freed large output is handed out again (same memory); not while the array or any view of it lives;
+    small requests and other sizes get their own memory; the dtype and shape asked for are returned."""
+    pool = _runtime.OutputPool()
+    shape = (2, 8, 128, 129)                                  # 1 MiB and a bit in float32
+    a = pool.empty(shape, np.float32)
+    assert a.shape == shape and a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable
+    address = a.ctypes.data
+    view = a[:, 1:3]
+    del a
+    b = pool.empty(shape, np.float32)
+    assert b.ctypes.data != address                           # the view still holds the first buffer
+    del view
+    c = pool.empty((8, 128, 129, 2), np.int32)                # same size in bytes, another shape and dtype
+    assert c.ctypes.data == address and c.dtype == np.int32 and c.shape == (8, 128, 129, 2)
+    c[...] = 7
+    assert (c == 7).all()
+    held, idle = pool.held_bytes()
+    assert held == 2 * b.nbytes and idle == 0
+    small = pool.empty((16, 16), np.float64)
+    assert pool.held_bytes()[0] == held and small.shape == (16, 16)   # below MIN_BYTES: plain np.empty
+    del b, c
+    assert pool.held_bytes() == (held, held)
+
+
+def test_output_pool_releases_idle_buffers_beyond_its_limit(monkeypatch):
+    """Idle buffers beyond IDLE_BYTES are dropped when a new buffer is allocated, the sizes seen first first and
+    no more than needed; buffers in use are never dropped."""
+    pool = _runtime.OutputPool()
+    monkeypatch.setattr(_runtime.OutputPool, "IDLE_BYTES", 6 << 20)
+    kept = pool.empty(1 << 20, np.uint8)                      # in use throughout
+    for k in range(2, 7):                                     # 2, 3, ... 6 MiB, each freed at once
+        pool.empty(k << 20, np.uint8)
+    assert pool.held_bytes() == (12 << 20, 11 << 20)          # idle: the 5 and 6 MiB buffers (2, 3, 4 went)
+    probe = pool.empty(1 << 20, np.uint8)                     # a new buffer: the oldest idle one (5 MiB) goes
+    assert pool.held_bytes() == (8 << 20, 6 << 20)
+    assert sorted(pool._buffers[1 << 20], key=id) == sorted([kept.base, probe.base], key=id)
