@@ -208,7 +208,9 @@ def _sole_reference(array) -> bool:
     ``sys.getrefcount`` counts the caller's variable, this function's parameter and
     its own argument: 3. When ``array`` is a view (``array.reshape(...)`` of a fresh
     result), its base must own the memory and be referred to by that view alone
-    (again 3: the view, the local ``owner``, the argument). An array the user holds,
+    (again 3: the view, the local ``owner``, the argument; one more when the base is a
+    buffer of the CPU kernels' output pool, :class:`kernels.cpu._runtime.OutputPool`,
+    whose list keeps it for reuse). An array the user holds,
     a Function saved, or that was returned for two inputs, and any other view of
     the same memory, all count more: the caller copies those. From Python 3.14 on,
     ``sys.getrefcount`` may leave out references the interpreter borrows, so there
@@ -221,8 +223,11 @@ def _sole_reference(array) -> bool:
     owner = array.base
     if owner is None:
         return bool(array.flags.owndata)
-    return (isinstance(owner, np.ndarray) and owner.base is None and bool(owner.flags.owndata)
-            and sys.getrefcount(owner) <= 3)
+    if not (isinstance(owner, np.ndarray) and owner.base is None and owner.flags.owndata):
+        return False
+    from .kernels.cpu._runtime import outputs
+
+    return sys.getrefcount(owner) <= 3 + outputs.holds(owner)
 
 
 def backward(root, gradient, retain_graph: bool = False) -> None:

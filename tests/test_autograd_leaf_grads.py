@@ -111,3 +111,18 @@ def test_kept_gradient_still_accumulates_and_pool_gradient_is_exact():
     assert sorted(first[first != 0]) == [1.0, 2.0, 3.0, 4.0]
     F.max_pool2d(x, 2).backward(g)
     np.testing.assert_array_equal(x.grad.numpy(), 2 * first)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="the rule copies every leaf gradient from Python 3.14 on")
+def test_leaf_gradient_from_the_output_pool_is_kept_without_a_copy():
+    """A kernel's large output comes from the CPU output pool, whose list refers to its buffer once more: the
+    leaf's first gradient is still stored as it is, and the pool does not hand that buffer out while it lives."""
+    from minitorchseg.kernels.cpu import _runtime
+
+    x = mts.tensor(np.random.default_rng(0).standard_normal((2, 8, 128, 128)).astype(np.float32),
+                   requires_grad=True)                                     # 1 MiB: pooled
+    F.max_pool2d(x, 2).backward(mts.ones(2, 8, 64, 64))
+    assert _runtime.outputs.holds(x.grad.data.base)                      # no copy
+    other = _runtime.empty(x.shape, np.float32)
+    assert other.ctypes.data != x.grad.data.ctypes.data
+    assert x.grad.numpy().sum() == 2 * 8 * 64 * 64

@@ -242,6 +242,11 @@ class OutputPool:
             self._buffers[nbytes] = [b for b in self._buffers[nbytes] if b is not buffer]
             excess -= nbytes
 
+    def holds(self, array) -> bool:
+        """Whether ``array`` is one of the pool's buffers (which the pool's list refers to once more)."""
+        same = self._buffers.get(getattr(array, "nbytes", -1), ())
+        return any(buffer is array for buffer in same)
+
     def held_bytes(self) -> tuple[int, int]:
         """``(bytes held, bytes idle)``."""
         with self._lock:
