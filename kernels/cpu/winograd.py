@@ -238,6 +238,18 @@ def _output_transform_kernel(m, out, ty0, T, shares):
                             dst[Wo - 1] = left[base + uint64(tw - 1)]
 
 
+@njit(inline="always")
+def _g_g_gt(w, o, c, half):
+    """The four rows of ``G w[o, c] Gᵀ`` (4x4), each a 4-tuple."""
+    # G g: each of the three columns of g through G
+    c0 = _g(w[o, c, 0, 0], w[o, c, 1, 0], w[o, c, 2, 0], half)
+    c1 = _g(w[o, c, 0, 1], w[o, c, 1, 1], w[o, c, 2, 1], half)
+    c2 = _g(w[o, c, 0, 2], w[o, c, 1, 2], w[o, c, 2, 2], half)
+    # (G g) Gᵀ: each of its four rows through G
+    return (_g(c0[0], c1[0], c2[0], half), _g(c0[1], c1[1], c2[1], half), _g(c0[2], c1[2], c2[2], half),
+            _g(c0[3], c1[3], c2[3], half))
+
+
 def _weight_transform_kernel(w, u, half):
     """``u[4a + b, o, c] = (G w[o, c] Gᵀ)[a, b]``: w (O, C, 3, 3), u (16, O, C), ``half`` = 1/2 in w's dtype::
 
@@ -249,13 +261,9 @@ def _weight_transform_kernel(w, u, half):
     C = w.shape[1]
     for o in prange(O):
         for c in range(C):
-            # G g: each of the three columns of g through G
-            c0 = _g(w[o, c, 0, 0], w[o, c, 1, 0], w[o, c, 2, 0], half)
-            c1 = _g(w[o, c, 0, 1], w[o, c, 1, 1], w[o, c, 2, 1], half)
-            c2 = _g(w[o, c, 0, 2], w[o, c, 1, 2], w[o, c, 2, 2], half)
-            # (G g) Gᵀ: each of its four rows through G
+            rows = _g_g_gt(w, o, c, half)
             for a in range(4):
-                e = _g(c0[a], c1[a], c2[a], half)
+                e = rows[a]
                 u[4 * a, o, c] = e[0]
                 u[4 * a + 1, o, c] = e[1]
                 u[4 * a + 2, o, c] = e[2]
@@ -279,11 +287,9 @@ def _rotated_weight_transform_kernel(w, u, half):
     C = w.shape[1]
     for c in prange(C):
         for o in range(O):
-            c0 = _g(w[o, c, 0, 0], w[o, c, 1, 0], w[o, c, 2, 0], half)
-            c1 = _g(w[o, c, 0, 1], w[o, c, 1, 1], w[o, c, 2, 1], half)
-            c2 = _g(w[o, c, 0, 2], w[o, c, 1, 2], w[o, c, 2, 2], half)
+            rows = _g_g_gt(w, o, c, half)
             for a in range(4):
-                e = _g(c0[a], c1[a], c2[a], half)       # row a of G g Gᵀ: row π(a) of the rotated one
+                e = rows[a]                             # row a of G g Gᵀ: row π(a) of the rotated one
                 ra = 3 - a if a == 0 or a == 3 else a
                 u[4 * ra + 3, c, o] = e[0]
                 u[4 * ra + 1, c, o] = e[1]
