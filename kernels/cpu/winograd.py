@@ -69,8 +69,9 @@ def _g(g0, g1, g2, half):
 # from one row (columns 2tx .. 2tx + 3: even, odd, even, odd) are the even and odd columns at tx and
 # tx + 1, and the next tile row's are tw + 1 further on: every step is one loop over a flat range,
 # reading two arrays at fixed offsets and writing one, which LLVM vectorises. Written tile by tile
-# (16 scattered stores per tile, one per plane), the same transforms took 6-7 ns per tile and channel on
-# an AVX-512 Xeon; this way 2.5-4 (single thread, float32, data in cache). The zero column costs the
+# (16 scattered stores per tile, one per plane), the input transform took 6-7 ns per tile and channel on
+# an AVX-512 Xeon; this way 2.5-4 on rows of 30 or more tiles, 4.6-5 at 15 and 7-8 at 8 (against 8-9)
+# (single thread, float32, data in cache). The zero column costs the
 # GEMMs 1/tw more columns (tw = 120 at U-Net's full resolution, 8 at its deepest); being zero in V and
 # Z, it adds nothing to the weight gradient's sums.
 #
