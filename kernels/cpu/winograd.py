@@ -176,16 +176,19 @@ def _input_transform_kernel(x, v, ph, pw, ty0, T, shares):
                         v[xi, o + uint64(t * tw1 + tw1 - 1)] = 0.0
 
 
-def _output_transform_kernel(m, out, ty0, T, shares):
-    """``out[i, o, 2ty + y, 2tx + x] = (Aᵀ M A)[y, x]`` with ``M[a, b] = M[4a + b, o, i, t, tx]``, ``ty = ty0 + t``.
+def _output_transform_kernel(m, out, bias, ty0, T, shares):
+    """``out[i, o, 2ty + y, 2tx + x] = (Aᵀ M A)[y, x] + bias[o]``, ``M[a, b] = M[4a + b, o, i, t, tx]``, ty = ty0 + t.
 
     m: (16, L) flat planes (above), ``tw = ⌈Wo/2⌉``; out: (B, O, Ho, Wo), whose rows
-    ``2·ty0 .. 2·(ty0 + T) − 1`` are written (those below ``Ho``, and columns below ``Wo``). Per output
-    channel and image, with ``q = t·(tw+1) + tx``::
+    ``2·ty0 .. 2·(ty0 + T) − 1`` are written (those below ``Ho``, and columns below ``Wo``); bias: (O,)
+    or empty (no bias). Per output channel and image, with ``q = t·(tw+1) + tx``::
 
-        s_y_b[q] = (Aᵀ M[:, b])[y]                                 # down the columns, y = 0, 1
+        s_y_b[q] = (Aᵀ M[:, b])[y]  (+ bias[o] in column b = 1)   # down the columns, y = 0, 1
         y_y_x[q] = (Aᵀ (s_y_0, s_y_1, s_y_2, s_y_3)[q])[x]        # along the rows,   x = 0, 1
         out[i, o, 2ty + y, 2tx + x] = y_y_x[q]
+
+    Both rows of Aᵀ, (1, 1, 1, 0) and (0, 1, −1, −1), take column 1 once with a +1, so a bias added to
+    column 1 of the first pass reaches each of the four outputs once, at no extra pass.
     """
     B, O, Ho, Wo = out.shape
     tw = (Wo + 1) // 2
@@ -200,16 +203,23 @@ def _output_transform_kernel(m, out, ty0, T, shares):
         y10 = np.empty(n, dtype=out.dtype)
         y11 = np.empty(n, dtype=out.dtype)
         for oc in range(share * O // shares, (share + 1) * O // shares):
+            bias_o = bias[oc] if bias.shape[0] > 0 else out.dtype.type(0)
             for i in range(B):
                 o = uint64(oc * B + i) * n
                 for b in range(4):
-                    # Aᵀ down the columns: (m0 + m1 + m2, m1 − m2 − m3) of column b
+                    # Aᵀ down the columns: (m0 + m1 + m2, m1 − m2 − m3) of column b, the bias in column 1
                     m0 = m[b]
                     m1 = m[4 + b]
                     m2 = m[8 + b]
                     m3 = m[12 + b]
                     top = s0[b]
                     bottom = s1[b]
+                    if b == 1:
+                        for q in range(n):
+                            top[q] = m0[o + q] + m1[o + q] + m2[o + q] + bias_o
+                        for q in range(n):
+                            bottom[q] = m1[o + q] - m2[o + q] - m3[o + q] + bias_o
+                        continue
                     for q in range(n):
                         top[q] = m0[o + q] + m1[o + q] + m2[o + q]
                     for q in range(n):
@@ -458,6 +468,10 @@ _output_gradient_transform_serial = njit(cache=True, nogil=True)(_output_gradien
 _output_gradient_transform_parallel = njit(parallel=True, cache=True, nogil=True)(_output_gradient_transform_kernel)
 
 
+# the empty bias the output transform reads as "no bias", per dtype (one compiled specialisation each)
+_NO_BIAS = {np.dtype(t).str: np.empty(0, dtype=t) for t in (np.float32, np.float64)}
+
+
 def _shares(parallel: bool) -> int:
     return numba.get_num_threads() if parallel else 1
 
@@ -473,12 +487,12 @@ def input_transform(x, v, ph, pw, ty0, T, parallel=False):
     kernel(x, v, ph, pw, ty0, T, _shares(parallel))
 
 
-def output_transform(m, out, ty0, T, parallel=False):
+def output_transform(m, out, ty0, T, parallel=False, bias=None):
     """``out`` (B, O, Ho, Wo) at tile rows ``ty0 .. ty0 + T − 1`` from the flat planes ``m`` (16, L): ``Aᵀ M A``
-    per tile (:func:`_output_transform_kernel`; ``m`` laid out as ``v`` in :func:`input_transform`, with
-    ``tw = ⌈Wo/2⌉``)."""
+    per tile, plus ``bias`` (O,) per channel when given (:func:`_output_transform_kernel`; ``m`` laid out
+    as ``v`` in :func:`input_transform`, with ``tw = ⌈Wo/2⌉``)."""
     kernel = _output_transform_parallel if parallel else _output_transform_serial
-    kernel(m, out, ty0, T, _shares(parallel))
+    kernel(m, out, _NO_BIAS[out.dtype.str] if bias is None else bias, ty0, T, _shares(parallel))
 
 
 def output_gradient_transform(go, z, ty0, T, parallel=False):

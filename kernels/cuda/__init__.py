@@ -8,6 +8,7 @@ in :mod:`kernels.cuda._launch`.
 from .adam import adam_step
 from .batch_norm import batch_norm_backward, batch_norm_forward
 from .conv import (
+    conv2d_backward_bias,
     conv2d_backward_input,
     conv2d_backward_weight,
     conv2d_forward,
@@ -40,6 +41,7 @@ __all__ = [
     "conv2d_forward",
     "conv2d_backward_input",
     "conv2d_backward_weight",
+    "conv2d_backward_bias",
     "conv_transpose2d_forward",
     "conv_transpose2d_backward_input",
     "conv_transpose2d_backward_weight",

@@ -48,6 +48,7 @@ __all__ = [
     "conv2d_forward",
     "conv2d_backward_input",
     "conv2d_backward_weight",
+    "conv2d_backward_bias",
     "conv_transpose2d_forward",
     "conv_transpose2d_backward_input",
     "conv_transpose2d_backward_weight",
@@ -252,15 +253,16 @@ def _contiguous(*arrays):
     return tuple(xp.ascontiguousarray(a, dtype=dtype) for a in arrays)
 
 
-def conv2d_forward(x, w, stride, padding, dilation, groups):
-    """conv2d (cross-correlation, no bias): x (N, Cin, H, W), w (Cout, Cin/groups, kh, kw) → (N, Cout, Ho, Wo).
+def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None):
+    """conv2d (cross-correlation): x (N, Cin, H, W), w (Cout, Cin/groups, kh, kw), bias (Cout,) or None
+    → (N, Cout, Ho, Wo).
 
-    ``out[n, o, y, x] = Σ_{c<Cg, i<kh, j<kw} w[o, c, i, j] · x[n, g·Cg + c, y·sh + i·dh − ph, x·sw + j·dw − pw]``
-    with ``g = o // Og``, zero outside the image; im2col kernel + batched GEMM.
+    ``out[n, o, y, x] = bias[o] + Σ_{c<Cg, i<kh, j<kw} w[o, c, i, j] · x[n, g·Cg + c, y·sh + i·dh − ph,
+    x·sw + j·dw − pw]`` with ``g = o // Og``, zero outside the image; im2col kernel + batched GEMM, then the bias.
     """
     x, w = _contiguous(x, w)
     out_hw = conv2d_output_hw(x.shape, w.shape, stride, padding, dilation)
-    return _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw)
+    return _add_bias(_conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw), bias)
 
 
 def conv2d_backward_input(grad_out, w, input_hw, stride, padding, dilation, groups):
@@ -282,16 +284,31 @@ def conv2d_backward_weight(x, grad_out, kernel_hw, stride, padding, dilation, gr
     return _conv2d_weight_gemm(x, grad_out, tuple(kernel_hw), stride, padding, dilation, groups)
 
 
-def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dilation):
-    """conv_transpose2d (no bias): x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw) → (N, Cout, Ho, Wo).
+def conv_transpose2d_forward(x, w, stride, padding, output_padding, groups, dilation, bias=None):
+    """conv_transpose2d: x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw), bias (Cout,) or None → (N, Cout, Ho, Wo).
 
     ``Ho = (H − 1)·sh − 2ph + dh(kh − 1) + oph + 1``;
-    ``out[n, g·Og + o, y·sh + i·dh − ph, x·sw + j·dw − pw] += x[n, g·Cg + c, y, x] · w[g·Cg + c, o, i, j]``.
-    Batched GEMM then the col2im gather kernel.
+    ``out[n, g·Og + o, y·sh + i·dh − ph, x·sw + j·dw − pw] += x[n, g·Cg + c, y, x] · w[g·Cg + c, o, i, j]``
+    onto ``bias[g·Og + o]``. Batched GEMM then the col2im gather kernel, then the bias.
     """
     x, w = _contiguous(x, w)
     out_hw = conv_transpose2d_output_hw(x.shape, w.shape, stride, padding, output_padding, dilation)
-    return _conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw)
+    return _add_bias(_conv_transpose2d_gemm(x, w, stride, padding, dilation, groups, out_hw), bias)
+
+
+def _add_bias(out, bias):
+    """``out[:, o] += bias[o]`` in place (bias None: out unchanged); returns out."""
+    if bias is not None:
+        out += bias.astype(out.dtype, copy=False).reshape(1, -1, 1, 1)
+    return out
+
+
+def conv2d_backward_bias(grad_out):
+    """∂L/∂bias of conv2d and of conv_transpose2d: grad_out (N, Cout, Ho, Wo) → (Cout,), grad_out's dtype.
+
+    ``grad_b[o] = Σ_{n, y, x} grad_out[n, o, y, x]`` (the array module's sum).
+    """
+    return grad_out.sum(axis=(0, 2, 3))
 
 
 def conv_transpose2d_backward_input(grad_out, w, stride, padding, groups, dilation):

@@ -8,7 +8,8 @@ The two ops are each other's adjoint, and their backward passes say so:
   (``kernels.conv_transpose2d_backward_input`` calls ``conv2d_forward``);
 * both weight gradients correlate the op's input with the upstream gradient
   (``Σ_{n,y,x}``), with the roles of the two swapped for the transpose;
-* both bias gradients are ``Σ_{n,y,x} grad_out[n, o, y, x]``.
+* both bias gradients are ``Σ_{n,y,x} grad_out[n, o, y, x]`` (``kernels.conv2d_backward_bias``); the
+  forward kernels add the bias themselves, to each block while it is in cache.
 
 Shapes (``g`` = groups): conv2d ``x (N, Cin, H, W)``, ``weight (Cout, Cin/g, kh, kw)``;
 conv_transpose2d ``x (N, Cin, H, W)``, ``weight (Cin, Cout/g, kh, kw)``; ``bias (Cout,)``.
@@ -37,9 +38,7 @@ class Conv2dFn(Function):
         ctx.unbatched = x.ndim == 3
         if ctx.unbatched:
             x = x[None]
-        out = ctx.kernels.conv2d_forward(x, weight, stride, padding, dilation, groups)
-        if bias is not None:
-            out += bias.reshape(1, -1, 1, 1)
+        out = ctx.kernels.conv2d_forward(x, weight, stride, padding, dilation, groups, bias)
         ctx.save_for_backward(x, weight)
         ctx.geometry = stride, padding, dilation, groups
         ctx.has_bias = bias is not None
@@ -64,7 +63,7 @@ class Conv2dFn(Function):
                 x, grad_out, weight.shape[2:], stride, padding, dilation, groups
             )
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad_out.sum(axis=(0, 2, 3))
+            grad_b = ctx.kernels.conv2d_backward_bias(grad_out)
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
@@ -76,9 +75,8 @@ class ConvTranspose2dFn(Function):
         ctx.unbatched = x.ndim == 3
         if ctx.unbatched:
             x = x[None]
-        out = ctx.kernels.conv_transpose2d_forward(x, weight, stride, padding, output_padding, groups, dilation)
-        if bias is not None:
-            out += bias.reshape(1, -1, 1, 1)
+        out = ctx.kernels.conv_transpose2d_forward(x, weight, stride, padding, output_padding, groups, dilation,
+                                                   bias)
         ctx.save_for_backward(x, weight)
         ctx.geometry = stride, padding, groups, dilation
         ctx.has_bias = bias is not None
@@ -102,7 +100,7 @@ class ConvTranspose2dFn(Function):
                 x, grad_out, weight.shape[2:], stride, padding, groups, dilation
             )
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad_out.sum(axis=(0, 2, 3))
+            grad_b = ctx.kernels.conv2d_backward_bias(grad_out)
         return grad_x, grad_w, grad_b, None, None, None, None, None
 
 

@@ -136,3 +136,34 @@ def test_col2im_hand_example():
     w = np.ones((1, 1, 2, 2))
     out = host(gpu.conv_transpose2d_forward(dev(x), dev(w), (1, 1), (0, 0), (0, 0), 1, (1, 1)))
     np.testing.assert_array_equal(out[0, 0], [[1, 3, 2], [4, 10, 6], [3, 7, 4]])
+
+
+@few
+@given(g=transpose_geometries(), seed=seeds, dtype=dtypes)
+def test_bias_matches_cpu_and_torch(g, seed, dtype):
+    """The forward kernels' bias (conv2d and conv_transpose2d) and conv2d_backward_bias, against the CPU and torch."""
+    x = randn(seed, (g.n, g.cin, g.h, g.w), dtype)
+    w_t = randn(seed + 1, (g.cin, g.og) + g.kernel, dtype)    # conv_transpose2d weight; read as conv2d's below
+    b_t = randn(seed + 2, (g.cout,), dtype)
+    b_c = randn(seed + 3, (g.cin,), dtype)
+    y = randn(seed + 4, (g.n, g.cout) + g.transpose_out, dtype)
+    geometry = (g.stride, g.padding, g.dilation, g.groups)
+    ref_t = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w_t), torch.tensor(b_t), g.stride,
+                                                 g.padding, g.output_padding, g.groups, g.dilation).numpy()
+    ref_c = torch.nn.functional.conv2d(torch.tensor(y), torch.tensor(w_t), torch.tensor(b_c), *geometry).numpy()
+    cases = (
+        ("conv_transpose2d", ref_t, cpu.conv_transpose2d_forward(x, w_t, g.stride, g.padding, g.output_padding,
+                                                                 g.groups, g.dilation, b_t),
+         gpu.conv_transpose2d_forward(dev(x), dev(w_t), g.stride, g.padding, g.output_padding, g.groups, g.dilation,
+                                      dev(b_t))),
+        ("conv2d", ref_c, cpu.conv2d_forward(y, w_t, *geometry, b_c),
+         gpu.conv2d_forward(dev(y), dev(w_t), *geometry, dev(b_c))),
+    )
+    for name, ref, mine_cpu, ours in cases:
+        assert_conv_close(host(ours), ref, "output", g.og * g.kernel[0] * g.kernel[1], f"{name} vs torch")
+        assert_conv_close(host(ours), mine_cpu, "output", g.og * g.kernel[0] * g.kernel[1], f"{name} vs cpu")
+    magnitude = float(np.abs(y.astype(np.float64)).sum(axis=(0, 2, 3)).max())
+    grad_b = host(gpu.conv2d_backward_bias(dev(y)))
+    ref_gb = y.astype(np.float64).sum(axis=(0, 2, 3)).astype(dtype)
+    assert_conv_close(grad_b, ref_gb, "weight", 1, "bias gradient vs float64 sum", magnitude)
+    assert_conv_close(grad_b, cpu.conv2d_backward_bias(y), "weight", 1, "bias gradient vs cpu", magnitude)

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minitorchseg.kernels.cpu import (
+    conv2d_backward_bias,
     conv2d_backward_input,
     conv2d_backward_weight,
     conv2d_forward,
@@ -24,30 +25,36 @@ from tests.strategies import dtypes, randn, seeds, settings_fast
 from tests.torch_ref import upstream
 
 
-def torch_conv2d(x, w, g, go):
-    """torch's forward and the input and weight gradients for the upstream gradient ``go``."""
+def torch_conv2d(x, w, b, g, go):
+    """torch's forward and the input, weight and bias gradients (None without a bias) for the upstream ``go``."""
     xt = torch.tensor(x, requires_grad=True)
     wt = torch.tensor(w, requires_grad=True)
-    out = torch.nn.functional.conv2d(xt, wt, None, g.stride, g.padding, g.dilation, g.groups)
+    bt = None if b is None else torch.tensor(b, requires_grad=True)
+    out = torch.nn.functional.conv2d(xt, wt, bt, g.stride, g.padding, g.dilation, g.groups)
     out.backward(torch.tensor(go))
-    return out.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()
+    return out.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), None if b is None else bt.grad.numpy()
 
 
 @settings_fast
-@given(g=conv_geometries(), seed=seeds, dtype=dtypes, strided=st.booleans(), run=executions)
-def test_conv2d_entries_match_torch(g, seed, dtype, strided, run):
+@given(g=conv_geometries(), seed=seeds, dtype=dtypes, strided=st.booleans(), biased=st.booleans(), run=executions)
+def test_conv2d_entries_match_torch(g, seed, dtype, strided, biased, run):
     x = randn(seed, (g.n, g.cin, g.h, g.w), dtype)
     w = randn(seed + 1, (g.cout, g.cg) + g.kernel, dtype)
+    b = randn(seed + 2, (g.cout,), dtype) if biased else None
     go = upstream((g.n, g.cout) + g.conv_out, dtype, seed)
-    ref_out, ref_gx, ref_gw = torch_conv2d(x, w, g, go)
+    ref_out, ref_gx, ref_gw, ref_gb = torch_conv2d(x, w, b, g, go)
     if strided:
         x, w, go = noncontiguous(x), noncontiguous(w), noncontiguous(go)
     k = g.cg * g.kernel[0] * g.kernel[1]
     with execution(*run):
-        out = conv2d_forward(x, w, g.stride, g.padding, g.dilation, g.groups)
+        out = conv2d_forward(x, w, g.stride, g.padding, g.dilation, g.groups, b)
         gx = conv2d_backward_input(go, w, (g.h, g.w), g.stride, g.padding, g.dilation, g.groups)
         gw = conv2d_backward_weight(x, go, g.kernel, g.stride, g.padding, g.dilation, g.groups)
+        gb = conv2d_backward_bias(go)
     assert_conv_close(out, ref_out, "output", k, "forward")
+    if biased:
+        magnitude = float(np.abs(go.astype(np.float64)).sum(axis=(0, 2, 3)).max())
+        assert_conv_close(gb, ref_gb, "weight", k, "grad bias", magnitude)
     assert_conv_close(gx, ref_gx, "output", g.og * g.kernel[0] * g.kernel[1], "grad input")
     magnitude = gradient_magnitudes(
         lambda x, w: torch.nn.functional.conv2d(x, w, None, g.stride, g.padding, g.dilation, g.groups), [x, w], go

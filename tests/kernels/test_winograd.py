@@ -86,8 +86,8 @@ def test_rotated_weight_transform_is_the_transform_of_the_rotated_kernel(seed, d
 @given(seed=seeds, dtype=dtypes, parallel=st.booleans(), data=st.data())
 def test_tile_transforms_on_flat_planes(seed, dtype, parallel, data):
     """Every tile of a band of tile rows, on the flat planes: V = Bᵀ d B (d read from the zero-padded image),
-    the output tiles Aᵀ M A (only the band's rows written), Z = A Y Aᵀ (a half tile's missing pixels as
-    0), the zero column after each tile row, and nothing written past the block's entries."""
+    the output tiles Aᵀ M A plus a bias when given (only the band's rows written), Z = A Y Aᵀ (a half
+    tile's missing pixels as 0), the zero column after each tile row, and nothing written past the block's entries."""
     b, c = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
     ph, pw = data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))
     h, w = data.draw(st.integers(max(1, 3 - 2 * ph), 9)), data.draw(st.integers(max(1, 3 - 2 * pw), 9))
@@ -112,9 +112,12 @@ def test_tile_transforms_on_flat_planes(seed, dtype, parallel, data):
     o = data.draw(st.integers(1, 3))
     m = rng.standard_normal((16, o * b * T * (tw + 1))).astype(dtype)
     out = np.full((b, o, ho, wo), np.nan, dtype)
-    wg.output_transform(m, out, ty0, T, parallel=parallel)
+    bias = rng.standard_normal(o).astype(dtype) if data.draw(st.booleans()) else None
+    wg.output_transform(m, out, ty0, T, parallel=parallel, bias=bias)
     mt = m.reshape(4, 4, o, b, T, tw + 1)[..., :tw].astype(np.float64)                      # (a, b, o, i, t, tx)
     band = np.einsum("ya,abkitq,xb->iktyqx", wg.A_T, mt, wg.A_T).reshape(b, o, 2 * T, 2 * tw)[..., :wo]
+    if bias is not None:
+        band += bias[:, None, None]
     rows = slice(2 * ty0, min(ho, 2 * (ty0 + T)))
     np.testing.assert_allclose(out[:, :, rows], band[:, :, : rows.stop - rows.start], rtol=1e-5, atol=1e-5)
     outside = np.ones(ho, bool)
@@ -144,22 +147,24 @@ def winograd_geometries(draw):
 
 
 @settings_fast
-@given(geometry=winograd_geometries(), seed=seeds, dtype=dtypes, strided=st.booleans(), run=executions)
-def test_winograd_conv2d_matches_torch(geometry, seed, dtype, strided, run):
-    """Forward, input gradient (the flipped 3x3 conv) and weight gradient (the adjoint transforms) through
-    Winograd, at the tolerances of the im2col route."""
+@given(geometry=winograd_geometries(), seed=seeds, dtype=dtypes, strided=st.booleans(), biased=st.booleans(),
+       run=executions)
+def test_winograd_conv2d_matches_torch(geometry, seed, dtype, strided, biased, run):
+    """Forward (with or without a bias, added by the output transform), input gradient (the flipped 3x3 conv)
+    and weight gradient (the adjoint transforms) through Winograd, at the tolerances of the im2col route."""
     n, cin, cout, h, w, padding = geometry
     x = randn(seed, (n, cin, h, w), dtype)
     wt = randn(seed + 1, (cout, cin, 3, 3), dtype)
+    b = randn(seed + 2, (cout,), dtype) if biased else None
     xt, wtt = torch.tensor(x, requires_grad=True), torch.tensor(wt, requires_grad=True)
-    ref = torch.nn.functional.conv2d(xt, wtt, None, 1, padding)
+    ref = torch.nn.functional.conv2d(xt, wtt, None if b is None else torch.tensor(b), 1, padding)
     go = upstream(tuple(ref.shape), dtype, seed)
     ref.backward(torch.tensor(go))
     if strided:
         x, wt, go = noncontiguous(x), noncontiguous(wt), noncontiguous(go)
     geometry = ((1, 1), padding, (1, 1), 1)
     with execution(*run), mock.patch.object(conv, "WINOGRAD_MIN_CHANNELS", 1), route_spies() as (spy, spy_weight):
-        out = conv2d_forward(x, wt, *geometry)
+        out = conv2d_forward(x, wt, *geometry, b)
         gx = conv2d_backward_input(go, wt, (h, w), *geometry)
         gw = conv2d_backward_weight(x, go, (3, 3), *geometry)
     assert (spy.call_count, spy_weight.call_count) == (2, 1)  # all three ran as Winograd
@@ -177,9 +182,10 @@ def test_widening_conv_input_gradient_runs_as_winograd(dtype):
     kernel through Winograd."""
     x = randn(0, (2, 32, 9, 10), dtype)
     w = randn(1, (32, 16, 3, 3), dtype)   # conv_transpose2d weight (Cin, Cout, 3, 3)
-    ref = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), None, 1, 1).numpy()
+    b = randn(2, (16,), dtype)
+    ref = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), 1, 1).numpy()
     with route_spies() as (spy, _):
-        out = conv_transpose2d_forward(x, w, (1, 1), (1, 1), (0, 0), 1, (1, 1))
+        out = conv_transpose2d_forward(x, w, (1, 1), (1, 1), (0, 0), 1, (1, 1), b)
     assert spy.call_count == 1
     assert_conv_close(out, ref, "output", 32 * 9, "conv_transpose2d")
 
