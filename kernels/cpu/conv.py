@@ -30,7 +30,7 @@ F(2x2, 3x3) instead of im2col: 16 GEMMs over 2x2 output tiles with 2.25x fewer
 multiply-adds (:mod:`kernels.cpu.winograd`, :func:`_conv2d_winograd`,
 :func:`_conv2d_winograd_weight`), in the same blocks.
 
-So the six entries below are a few ways to call two routines:
+So the six entries below are a few ways to call two routines (plus the bias gradient, a sum):
 
 =====================================  ===================================================
 entry                                  computed as
@@ -41,7 +41,11 @@ conv2d_backward_weight                 ``Σ_n grad_out @ im2col(x).T``
 conv_transpose2d_forward               ``w.T @ x`` then col2im (or, at stride 1, a conv2d)
 conv_transpose2d_backward_input        conv2d_forward(grad_out, w, ...)
 conv_transpose2d_backward_weight       conv2d_backward_weight with x and grad_out swapped
+conv2d_backward_bias                   ``Σ_{n,y,x} grad_out`` (both convs' bias)
 =====================================  ===================================================
+
+The forward entries take the bias too and add it to each block while it is in cache
+(Winograd's output transform adds it in its first pass), not in a pass of its own.
 
 Memory traffic: the column matrix of a whole batch is large (N8 C64 128x128 k3:
 8 · 576 · 16384 floats = 300 MB), so it is never built at once. The job is cut
