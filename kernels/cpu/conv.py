@@ -340,8 +340,7 @@ def _winograd_scratch(nv, nm, dtype):
     (single thread, Xeon with AVX-512); with today's one-plane-at-a-time loops 15% longer, not 9x.
     Padding each plane to an odd number of lines spreads them over different sets.
     """
-    line = 64 // np.dtype(dtype).itemsize
-    pv, pm = (-(-nv // line) | 1) * line, (-(-nm // line) | 1) * line   # an odd number of lines each
+    pv, pm = winograd.plane_stride(nv, dtype), winograd.plane_stride(nm, dtype)
     buf = _runtime.scratch(16 * (pv + pm), dtype)
     return buf[: 16 * pv].reshape(16, pv), buf[16 * pv :].reshape(16, pm)
 

@@ -45,8 +45,8 @@ import numpy as np
 from numba import njit, prange, uint64
 
 __all__ = [
-    "B_T", "G", "A_T", "weight_transform", "input_transform", "output_transform", "output_gradient_transform",
-    "weight_gradient_transform",
+    "B_T", "G", "A_T", "plane_stride", "weight_transform", "input_transform", "output_transform",
+    "output_gradient_transform", "weight_gradient_transform",
 ]
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -322,9 +322,15 @@ def weight_transform(w: np.ndarray, rotated: bool = False) -> np.ndarray:
     A Numba loop rather than one GEMM with ``G ⊗ G``: a BLAS call here, on the
     caller's thread, would wake OpenBLAS's threads just before the convolution's
     workers start (see :class:`kernels.cpu._runtime.Workers`).
+
+    The 16 planes ``U[ξ]`` are :func:`plane_stride` apart, not ``Cout·Cin`` (a power of two in every
+    model here): the loop writes one entry to each of the 16 planes per kernel, and 16 write streams
+    a power of two apart fall in the same cache sets. For 256x256 channels the transform took 3.6 ms
+    that way and 0.38 with the planes spread (one thread, AVX-512 Xeon).
     """
     o, c = w.shape[:2]
-    u = np.empty((16, c, o) if rotated else (16, o, c), dtype=w.dtype)
+    u = np.empty((16, plane_stride(o * c, w.dtype)), dtype=w.dtype)[:, : o * c]
+    u = u.reshape((16, c, o) if rotated else (16, o, c))          # each (o, c) matrix C-contiguous
     kernel = _rotated_weight_transform if rotated else _weight_transform
     kernel(np.ascontiguousarray(w), u, w.dtype.type(0.5))
     return u
@@ -466,6 +472,18 @@ _output_transform_serial = njit(cache=True, nogil=True)(_output_transform_kernel
 _output_transform_parallel = njit(parallel=True, cache=True, nogil=True)(_output_transform_kernel)
 _output_gradient_transform_serial = njit(cache=True, nogil=True)(_output_gradient_transform_kernel)
 _output_gradient_transform_parallel = njit(parallel=True, cache=True, nogil=True)(_output_gradient_transform_kernel)
+
+
+def plane_stride(n: int, dtype) -> int:
+    """The smallest ``L ≥ n`` such that ``L`` elements of ``dtype`` are an odd number of 64-byte cache lines.
+
+    The 16 planes of U, V, M and Z are laid ``L`` elements apart. A loop that reads or writes several
+    planes at the same offset then touches addresses an odd number of lines apart, which spread over
+    the cache's sets; planes a power of two apart share a few sets and evict each other
+    (:func:`weight_transform`, :func:`kernels.cpu.conv._winograd_scratch`).
+    """
+    line = 64 // np.dtype(dtype).itemsize
+    return (-(-n // line) | 1) * line
 
 
 # the empty bias the output transform reads as "no bias", per dtype (one compiled specialisation each)

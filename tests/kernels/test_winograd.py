@@ -254,3 +254,14 @@ def test_winograd_is_deterministic(run):
     assert spy.call_count == 2
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weight_transform_planes_are_an_odd_number_of_cache_lines_apart(rotated, dtype):
+    """U's 16 planes, written one entry each per kernel, start an odd number of 64-byte lines apart (64x32
+    channels would put them 8 KiB apart otherwise); each plane is a C-contiguous matrix for the GEMMs."""
+    u = wg.weight_transform(randn(0, (64, 32, 3, 3), dtype), rotated=rotated)
+    assert u.shape == ((16, 32, 64) if rotated else (16, 64, 32))
+    assert u.strides[0] % 64 == 0 and (u.strides[0] // 64) % 2 == 1
+    assert all(plane.flags.c_contiguous for plane in u)
