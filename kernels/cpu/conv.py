@@ -402,14 +402,24 @@ def _conv2d_winograd_weight(x, grad_out, padding):
     ph, pw = padding
 
     def work(blocks, serial):
-        part = np.zeros((16, O, C), dtype=x.dtype)
+        # the block's products and their sum from the output pool: at 256x256 channels each is 4 MiB, whose
+        # fresh pages took as long as the GEMMs (8x256->256 at 16x16: 20.4 ms, or 8.8 ms after a forward
+        # had run)
+        part = product = None
         for n0, n1, t0, t1 in blocks:
             b, T = n1 - n0, t1 - t0
             P = b * T * (tw + 1)                        # each tile row and its zero column
             v, z = _winograd_scratch(C * P, O * P, x.dtype)
             winograd.input_transform(x[n0:n1], v, ph, pw, t0, T, parallel=not serial)
             winograd.output_gradient_transform(grad_out[n0:n1], z, t0, T, parallel=not serial)
-            part += np.matmul(z[:, : O * P].reshape(16, O, P), v[:, : C * P].reshape(16, C, P).transpose(0, 2, 1))
+            if product is None or product is part:
+                product = _runtime.empty((16, O, C), x.dtype)
+            np.matmul(z[:, : O * P].reshape(16, O, P), v[:, : C * P].reshape(16, C, P).transpose(0, 2, 1),
+                      out=product)
+            if part is None:
+                part = product
+            else:
+                part += product
         return part
 
     row_bytes = 16 * (C + O) * (tw + 1) * x.itemsize
