@@ -11,8 +11,7 @@ forward reads x and writes the output and the int64 indices; its backward reads
 the upstream gradient and the indices and writes the input gradient.
 max_unpool2d forward reads values and indices and writes the output; its
 backward reads the upstream gradient and the indices and writes the values'
-gradient. (max_unpool2d's forward also checks every index, one more read of
-the indices, not counted.)
+gradient. (max_unpool2d's forward also checks every index, in the same read.)
 
 ::
 

@@ -36,7 +36,7 @@ import numpy as np
 from numba import cuda
 
 from ..geometry import pool_output_size
-from ..shared.pool import window_max
+from ..shared.pool import invalid_unpool_index, window_max
 from ._index import unravel3
 from ._launch import array_module, launch
 
@@ -208,13 +208,15 @@ def max_unpool2d_forward(x, indices, output_hw):
     """Max-unpool: zeros of ``(N, C, Ho, Wo)`` with ``out.plane.flat[indices] = x``.
 
     x, indices: (N, C, H, W); ``(Ho, Wo) = output_hw``; indices decoded with the
-    output width. Duplicate indices: the value last in C-order wins, as on the CPU,
-    made deterministic by a claim pass (:func:`_claim_kernel`) then a gather
-    (:func:`_gather_claimed_kernel`).
+    output width; ValueError (as on the CPU) when one lies outside ``[0, Ho·Wo)``, checked first.
+    Duplicate indices: the value last in C-order wins, as on the CPU, made deterministic by a claim
+    pass (:func:`_claim_kernel`) then a gather (:func:`_gather_claimed_kernel`).
     """
     xp = array_module()
     n, c = x.shape[:2]
     out_h, out_w = output_hw
+    if indices.size and int(xp.asarray(indices, dtype=np.int64).view(np.uint64).max()) >= out_h * out_w:
+        raise invalid_unpool_index(indices, output_hw)   # a negative int64 is a huge uint64
     src = _planes(x)
     winner = xp.full((n * c, out_h * out_w), -1, dtype=np.int64)
     launch(_claim, src.size, _planes(indices, np.int64), winner)

@@ -6,7 +6,19 @@ the plane (int64), as torch stores max-pooling indices.
 
 from __future__ import annotations
 
-__all__ = ["window_max"]
+__all__ = ["window_max", "invalid_unpool_index"]
+
+
+def invalid_unpool_index(indices, out_hw) -> ValueError:
+    """The error for max-unpool indices of which some lie outside ``[0, Ho·Wo)``: torch's message for the first
+    such index in C-order, and the range allowed. Host-side; ``indices`` a NumPy or CuPy integer array."""
+    length = out_hw[0] * out_hw[1]
+    flat = indices.reshape(-1)
+    bad = int(flat[(flat < 0) | (flat >= length)][0])
+    return ValueError(
+        f"max_unpool2d: Found an invalid max index: {bad} (output volumes are of size {out_hw[0]}x{out_hw[1]}); "
+        f"allowed 0..{length - 1} (inclusive), the flat positions of one output plane"
+    )
 
 
 def window_max(plane, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf):

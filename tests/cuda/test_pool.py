@@ -132,3 +132,12 @@ def test_max_unpool2d_odd_output_size_and_empty_input():
     assert host(pooled).shape == (0, 2, 2, 2)
     assert host(gpu.max_pool2d_backward(pooled, pooled_idx, (4, 4))).shape == (0, 2, 4, 4)
     assert host(gpu.max_unpool2d_forward(pooled, pooled_idx, (4, 4))).shape == (0, 2, 4, 4)
+
+
+def test_max_unpool2d_index_outside_the_plane_raises_as_on_the_cpu():
+    values = np.ones((1, 2, 2, 2), np.float32)
+    indices = np.array([0, 5, 10, 15, 0, 5, 10, -3], np.int64).reshape(1, 2, 2, 2)
+    with pytest.raises(ValueError, match=r"Found an invalid max index: -3 \(output volumes are of size 4x4\)"):
+        gpu.max_unpool2d_forward(dev(values), dev(indices), (4, 4))
+    with pytest.raises(ValueError, match=r"Found an invalid max index: -3 \(output volumes are of size 4x4\)"):
+        cpu.max_unpool2d_forward(values, indices, (4, 4))

@@ -7,6 +7,7 @@ different values do ("last write in C-order wins") is pinned by a literal exampl
 """
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -120,3 +121,16 @@ def test_unpool_hand_example():
     np.testing.assert_array_equal(out.reshape(16), expected)
     grad = max_unpool2d_backward(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4), indices)
     np.testing.assert_array_equal(grad[0, 0], [[1.0, 6.0], [8.0, 11.0]])
+
+
+@pytest.mark.parametrize("bad", [-1, 16, 2**40])
+@pytest.mark.parametrize("plane", [0, 5])
+def test_unpool_index_outside_the_plane_raises(bad, plane):
+    """The scatter flags a plane holding an index outside ``[0, Ho·Wo)`` (any plane, not only the first) and
+    the entry raises torch's message for the first such index in C-order, with nothing returned."""
+    values = np.ones((2, 3, 2, 2), np.float32)
+    indices = np.tile(np.array([0, 5, 10, 15], np.int64).reshape(2, 2), (2, 3, 1, 1))
+    indices.reshape(6, 4)[plane, 3] = bad
+    with pytest.raises(ValueError, match=rf"max_unpool2d: Found an invalid max index: {bad} \(output volumes are "
+                                         rf"of size 4x4\); allowed 0\.\.15"):
+        max_unpool2d_forward(values, indices, (4, 4))
