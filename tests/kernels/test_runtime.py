@@ -45,6 +45,27 @@ def test_an_error_in_a_share_is_raised_in_the_caller_and_the_workers_stay_usable
     assert _runtime.workers.map(lambda share, serial: sum(share), [2, 3], 1 << 30) == [2, 3]
 
 
+def test_a_worker_keeps_its_python_thread_state_and_its_scratch_between_jobs():
+    """A thread-local value set by a share on one of Numba's threads is still there in the next job (its
+    Python thread state was kept, not made and deleted around each share), and so is its scratch buffer."""
+    local = threading.local()
+
+    def work(share, serial):
+        seen = getattr(local, "mark", None)
+        local.mark = threading.get_ident()
+        return threading.get_ident(), seen, _runtime.scratch(1 << 16, np.float32).ctypes.data
+
+    caller = threading.get_ident()
+    for _ in range(3):    # a worker's first job ever may be one of these
+        first = dict((ident, (seen, buffer)) for ident, seen, buffer in _runtime.workers.map(work, [0, 1], 1 << 30))
+    second = dict((ident, (seen, buffer)) for ident, seen, buffer in _runtime.workers.map(work, [0, 1], 1 << 30))
+    workers = [ident for ident in second if ident != caller]
+    assert workers, "no share ran on one of Numba's threads"
+    for ident in workers:
+        assert second[ident][0] == ident                 # the thread-local value survived
+        assert ident not in first or second[ident][1] == first[ident][1]    # the same scratch buffer
+
+
 def test_small_jobs_run_on_the_caller():
     caller = threading.get_ident()
     assert _runtime.workers.map(lambda share, serial: threading.get_ident(), [0, 1], 10) == [caller]
