@@ -40,8 +40,9 @@ def test_batchnorm2d_train_eval_and_running_stats(seed, momentum, affine):
 def test_sequential_fuses_batchnorm_then_relu(training):
     """Sequential runs a BatchNorm2d followed by a ReLU as one batch_norm_relu call: the output, every gradient
     and the running statistics are those of calling the children one by one, bit for bit, in training and
-    eval; the children and the state-dict keys are unchanged. A lone BatchNorm2d, a ReLU after a conv, or a
-    pair with an instance-level forward (a recording wrapper) is not fused."""
+    eval; the children and the state-dict keys are unchanged. A lone BatchNorm2d, or a pair with an
+    instance-level forward (a recording wrapper), is not fused (the 1x1 conv and its ReLU run as conv2d_relu:
+    the next test)."""
     x = randn(0, (2, 3, 6, 5), np.float64)
     g = randn(1, (2, 4, 6, 5), np.float64)
     mts.manual_seed(0)
@@ -76,6 +77,43 @@ def test_sequential_fuses_batchnorm_then_relu(training):
     with mock.patch.object(F, "batch_norm_relu", wraps=fused) as spy:
         model(mts.tensor(x))
     assert spy.call_count == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sequential_fuses_conv_then_relu(dtype):
+    """Sequential runs a Conv2d followed by a ReLU as one conv2d_relu call (ReLU in the convolution's kernel):
+    the output and every gradient are those of the children one by one, bit for bit, on the im2col route
+    (3 -> 8 channels), Winograd's (8 -> 8, 3x3) and with a reflect-padded conv; a wrapped conv is not fused."""
+    x = randn(0, (2, 3, 9, 7), dtype)
+    g = randn(1, (2, 8, 9, 7), dtype)
+    mts.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                          nn.ReLU(inplace=True), nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"), nn.ReLU())
+    model = model.to(dtype)
+    twin = nn.Sequential(*[type(m)(*args, **kw) for m, (args, kw) in zip(model, [
+        ((3, 8, 3, 1, 1), {}), ((), {}), ((8, 8, 3, 1, 1), {}), ((), {}),
+        ((8, 8, 3, 1, 1), {"padding_mode": "reflect"}), ((), {})])]).to(dtype)
+    twin.load_state_dict(model.state_dict())
+    fused = F.conv2d_relu
+    with mock.patch.object(F, "conv2d_relu", wraps=fused) as spy:
+        xt = mts.tensor(x, requires_grad=True)
+        y = model(xt)
+        y.backward(mts.tensor(g))
+    assert spy.call_count == 3
+    xu = mts.tensor(x, requires_grad=True)
+    h = xu
+    for m in twin:                       # one by one: conv2d, then relu
+        h = m(h)
+    h.backward(mts.tensor(g))
+    assert (y.numpy() == 0).any() and (y.numpy() > 0).any()
+    np.testing.assert_array_equal(y.numpy(), h.numpy())
+    np.testing.assert_array_equal(xt.grad.numpy(), xu.grad.numpy())
+    for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy(), err_msg=name)
+    model[0].__dict__["forward"] = model[0].forward        # a recording wrapper, as models.summary installs
+    with mock.patch.object(F, "conv2d_relu", wraps=fused) as spy:
+        model(mts.tensor(x))
+    assert spy.call_count == 2
 
 
 def test_module_registration_names_and_torch_state_dict_keys():

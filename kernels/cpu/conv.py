@@ -273,9 +273,9 @@ def _columns(x, n0, n1, y0, y1, kernel_hw, stride, padding, dilation, out_w, poi
     return cols
 
 
-def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw, bias=None):
+def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw, bias=None, relu=False):
     """conv2d of contiguous ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw) into ``out_hw`` → (N, O, Ho, Wo),
-    plus ``bias`` (O,) when given.
+    plus ``bias`` (O,) when given, through ReLU when ``relu``.
 
     The output size is given rather than derived, so that the transposed
     convolution's input gradient (whose size is the transposed conv's input
@@ -285,9 +285,10 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw, bias=None):
             cols = im2col(x[n0:n1])                                   # (groups, K, b·T·Wo): images side by side
             out[n0:n1, :, rows] = w.reshape(groups, Og, K) @ cols     # one GEMM per group; in place for one image
             out[n0:n1, :, rows] += bias                               # while the block is in cache
+            out[n0:n1, :, rows] = max(out[n0:n1, :, rows], 0)         # relu=True
     """
     if _winograd_applies(x.shape[1], w.shape[0], w.shape[2:], stride, dilation, groups):
-        return _conv2d_winograd(x, winograd.weight_transform(w), padding, out_hw, bias)
+        return _conv2d_winograd(x, winograd.weight_transform(w), padding, out_hw, bias, relu)
     N, C, H, W = x.shape
     O, Cg, kh, kw = w.shape
     Og = O // groups
@@ -313,6 +314,8 @@ def _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw, bias=None):
                 out[n0:n1, :, :, y0 * Wo : y1 * Wo] = product.transpose(2, 0, 1, 3)
             if bias is not None:
                 out[n0:n1, :, :, y0 * Wo : y1 * Wo] += bias
+            if relu:   # ReLU's max(v, 0); NumPy's maximum keeps v when v >= 0 (-0.0 and NaN included), as ReLU
+                np.maximum(out[n0:n1, :, :, y0 * Wo : y1 * Wo], 0, out=out[n0:n1, :, :, y0 * Wo : y1 * Wo])
 
     row_bytes = C * kh * kw * Wo * x.itemsize
     _runtime.workers.map(work, _runtime.blocks(N, Ho, row_bytes), N * Ho * row_bytes)
@@ -345,11 +348,11 @@ def _winograd_scratch(nv, nm, dtype):
     return buf[: 16 * pv].reshape(16, pv), buf[16 * pv :].reshape(16, pm)
 
 
-def _conv2d_winograd(x, u, padding, out_hw, bias=None):
+def _conv2d_winograd(x, u, padding, out_hw, bias=None, relu=False):
     """conv2d of contiguous ``x`` (N, C, H, W) with a 3x3 kernel, stride 1, into ``out_hw``, by Winograd.
 
     ``u`` (16, O, C): the kernel's transform ``U = G w Gᵀ`` (:func:`kernels.cpu.winograd.weight_transform`);
-    ``bias`` (O,) or None, added by the output transform.
+    ``bias`` (O,) or None, added by the output transform, which also applies ReLU when ``relu``.
     F(2x2, 3x3) (:mod:`kernels.cpu.winograd`), blocked like the GEMM route: a block
     is images ``[n0, n1)`` at tile rows ``[t0, t1)`` (output rows ``2·t0 .. 2·t1 − 1``)::
 
@@ -374,7 +377,7 @@ def _conv2d_winograd(x, u, padding, out_hw, bias=None):
             v, m = _winograd_scratch(C * P, O * P, x.dtype)
             winograd.input_transform(x[n0:n1], v, ph, pw, t0, T, parallel=not serial)
             np.matmul(u, v[:, : C * P].reshape(16, C, P), out=m[:, : O * P].reshape(16, O, P))
-            winograd.output_transform(m, out[n0:n1], t0, T, parallel=not serial, bias=bias)
+            winograd.output_transform(m, out[n0:n1], t0, T, parallel=not serial, bias=bias, relu=relu)
 
     row_bytes = 16 * (C + O) * (tw + 1) * x.itemsize
     _runtime.workers.map(work, _runtime.blocks(N, th, row_bytes), N * th * row_bytes)
@@ -556,7 +559,7 @@ def _contiguous(*arrays):
     return tuple(None if a is None else np.ascontiguousarray(a, dtype=dtype) for a in arrays)
 
 
-def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None):
+def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None, relu=False):
     """conv2d (cross-correlation): x (N, Cin, H, W), w (Cout, Cin/groups, kh, kw), bias (Cout,) or None.
 
     Returns (N, Cout, Ho, Wo), ``Ho = (H + 2ph − dh(kh−1) − 1) // sh + 1``::
@@ -566,11 +569,12 @@ def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None):
 
     with ``g = o // Og`` and zero outside the image. im2col + GEMM in blocks, or Winograd
     F(2x2, 3x3) where :func:`_winograd_applies`; the bias is added to each block while it is in
-    cache (by Winograd's output transform), not in a pass of its own.
+    cache (by Winograd's output transform), not in a pass of its own. ``relu``: the output is
+    ``relu_forward``'s of the above (``0 if v < 0 else v``), applied the same way.
     """
     x, w, bias = _contiguous(x, w, bias)
     out_hw = conv2d_output_hw(x.shape, w.shape, stride, padding, dilation)
-    return _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw, bias)
+    return _conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw, bias, relu)
 
 
 def conv2d_backward_input(grad_out, w, input_hw, stride, padding, dilation, groups):

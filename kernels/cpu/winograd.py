@@ -176,12 +176,13 @@ def _input_transform_kernel(x, v, ph, pw, ty0, T, shares):
                         v[xi, o + uint64(t * tw1 + tw1 - 1)] = 0.0
 
 
-def _output_transform_kernel(m, out, bias, ty0, T, shares):
+def _output_transform_kernel(m, out, bias, relu, ty0, T, shares):
     """``out[i, o, 2ty + y, 2tx + x] = (Aᵀ M A)[y, x] + bias[o]``, ``M[a, b] = M[4a + b, o, i, t, tx]``, ty = ty0 + t.
 
     m: (16, L) flat planes (above), ``tw = ⌈Wo/2⌉``; out: (B, O, Ho, Wo), whose rows
     ``2·ty0 .. 2·(ty0 + T) − 1`` are written (those below ``Ho``, and columns below ``Wo``); bias: (O,)
-    or empty (no bias). Per output channel and image, with ``q = t·(tw+1) + tx``::
+    or empty (no bias); ``relu``: then ``max(·, 0)`` (ReLU's ``0 if v < 0 else v``). Per output channel
+    and image, with ``q = t·(tw+1) + tx``::
 
         s_y_b[q] = (Aᵀ M[:, b])[y]  (+ bias[o] in column b = 1)   # down the columns, y = 0, 1
         y_y_x[q] = (Aᵀ (s_y_0, s_y_1, s_y_2, s_y_3)[q])[x]        # along the rows,   x = 0, 1
@@ -195,6 +196,7 @@ def _output_transform_kernel(m, out, bias, ty0, T, shares):
     tw1 = tw + 1
     n = uint64(T * tw1)
     one = uint64(1)
+    zero = out.dtype.type(0)
     for share in prange(shares):
         s0 = np.empty((4, n), dtype=out.dtype)
         s1 = np.empty((4, n), dtype=out.dtype)
@@ -233,6 +235,15 @@ def _output_transform_kernel(m, out, bias, ty0, T, shares):
                     y10[q] = s1[0, q] + s1[1, q] + s1[2, q]
                 for q in range(n):
                     y11[q] = s1[1, q] - s1[2, q] - s1[3, q]
+                if relu:
+                    for q in range(n):
+                        y00[q] = zero if y00[q] < 0 else y00[q]
+                    for q in range(n):
+                        y01[q] = zero if y01[q] < 0 else y01[q]
+                    for q in range(n):
+                        y10[q] = zero if y10[q] < 0 else y10[q]
+                    for q in range(n):
+                        y11[q] = zero if y11[q] < 0 else y11[q]
                 for t in range(T):
                     base = uint64(t * tw1)
                     for y in range(2):
@@ -505,12 +516,12 @@ def input_transform(x, v, ph, pw, ty0, T, parallel=False):
     kernel(x, v, ph, pw, ty0, T, _shares(parallel))
 
 
-def output_transform(m, out, ty0, T, parallel=False, bias=None):
+def output_transform(m, out, ty0, T, parallel=False, bias=None, relu=False):
     """``out`` (B, O, Ho, Wo) at tile rows ``ty0 .. ty0 + T − 1`` from the flat planes ``m`` (16, L): ``Aᵀ M A``
-    per tile, plus ``bias`` (O,) per channel when given (:func:`_output_transform_kernel`; ``m`` laid out
-    as ``v`` in :func:`input_transform`, with ``tw = ⌈Wo/2⌉``)."""
+    per tile, plus ``bias`` (O,) per channel when given, through ReLU when ``relu``
+    (:func:`_output_transform_kernel`; ``m`` laid out as ``v`` in :func:`input_transform`, with ``tw = ⌈Wo/2⌉``)."""
     kernel = _output_transform_parallel if parallel else _output_transform_serial
-    kernel(m, out, _NO_BIAS[out.dtype.str] if bias is None else bias, ty0, T, _shares(parallel))
+    kernel(m, out, _NO_BIAS[out.dtype.str] if bias is None else bias, bool(relu), ty0, T, _shares(parallel))
 
 
 def output_gradient_transform(go, z, ty0, T, parallel=False):

@@ -253,16 +253,20 @@ def _contiguous(*arrays):
     return tuple(xp.ascontiguousarray(a, dtype=dtype) for a in arrays)
 
 
-def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None):
+def conv2d_forward(x, w, stride, padding, dilation, groups, bias=None, relu=False):
     """conv2d (cross-correlation): x (N, Cin, H, W), w (Cout, Cin/groups, kh, kw), bias (Cout,) or None
     → (N, Cout, Ho, Wo).
 
     ``out[n, o, y, x] = bias[o] + Σ_{c<Cg, i<kh, j<kw} w[o, c, i, j] · x[n, g·Cg + c, y·sh + i·dh − ph,
-    x·sw + j·dw − pw]`` with ``g = o // Og``, zero outside the image; im2col kernel + batched GEMM, then the bias.
+    x·sw + j·dw − pw]`` with ``g = o // Og``, zero outside the image; im2col kernel + batched GEMM, then the bias,
+    then ReLU when ``relu`` (``max(v, 0)`` in place).
     """
     x, w = _contiguous(x, w)
     out_hw = conv2d_output_hw(x.shape, w.shape, stride, padding, dilation)
-    return _add_bias(_conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw), bias)
+    out = _add_bias(_conv2d_gemm(x, w, stride, padding, dilation, groups, out_hw), bias)
+    if relu:
+        array_module().maximum(out, 0, out=out)
+    return out
 
 
 def conv2d_backward_input(grad_out, w, input_hw, stride, padding, dilation, groups):

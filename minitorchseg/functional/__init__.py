@@ -6,7 +6,7 @@ side in the module named below.
 """
 
 from .activation import dropout, log_softmax, softmax
-from .conv import conv2d, conv_transpose2d
+from .conv import conv2d, conv2d_relu, conv_transpose2d
 from .dice import dice_loss
 from .elementwise import (
     abs,
@@ -39,6 +39,6 @@ __all__ = [
     "cross_entropy", "div", "dropout", "exp", "flatten", "index", "linear", "log", "log_softmax", "matmul",
     "max", "mean", "mul", "neg", "nll_loss", "pad", "permute", "pow", "relu", "reshape", "sigmoid",
     "smooth_l1_loss", "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze",
-    "dice_loss", "conv2d", "conv_transpose2d",
+    "dice_loss", "conv2d", "conv2d_relu", "conv_transpose2d",
     "max_pool2d", "max_unpool2d", "interpolate", "group_norm",
 ]

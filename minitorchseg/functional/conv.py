@@ -27,30 +27,35 @@ from ..autograd import Function
 from ..tensor import Tensor
 from .shape import pad as _pad
 
-__all__ = ["Conv2dFn", "ConvTranspose2dFn", "conv2d", "conv_transpose2d"]
+__all__ = ["Conv2dFn", "ConvTranspose2dFn", "conv2d", "conv2d_relu", "conv_transpose2d"]
 
 
 class Conv2dFn(Function):
-    """``out = conv2d(x, weight) + bias``; x (N, Cin, H, W) or (Cin, H, W), arguments already checked."""
+    """``out = conv2d(x, weight) + bias``, then ReLU when ``relu``; x (N, Cin, H, W) or (Cin, H, W), arguments
+    already checked."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, relu=False):
         ctx.unbatched = x.ndim == 3
         if ctx.unbatched:
             x = x[None]
-        out = ctx.kernels.conv2d_forward(x, weight, stride, padding, dilation, groups, bias)
-        ctx.save_for_backward(x, weight)
+        out = ctx.kernels.conv2d_forward(x, weight, stride, padding, dilation, groups, bias, relu)
+        ctx.save_for_backward(x, weight, out if relu else None)
         ctx.geometry = stride, padding, dilation, groups
         ctx.has_bias = bias is not None
         return out[0] if ctx.unbatched else out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight = ctx.saved_arrays
+        x, weight, out = ctx.saved_arrays
         stride, padding, dilation, groups = ctx.geometry
+        if out is not None:         # through ReLU first: relu_backward's mask, as a separate ReLU's backward
+            grad_out = ctx.kernels.relu_backward(grad_out[None] if ctx.unbatched else grad_out, out)
+        elif ctx.unbatched:
+            grad_out = grad_out[None]
         # one copy here when grad_out is a view (a concatenation's gradient arrives as channel slices), rather
         # than one in each of the two kernels below
-        grad_out = ctx.xp.ascontiguousarray(grad_out[None] if ctx.unbatched else grad_out)
+        grad_out = ctx.xp.ascontiguousarray(grad_out)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = ctx.kernels.conv2d_backward_input(
@@ -64,7 +69,7 @@ class Conv2dFn(Function):
             )
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = ctx.kernels.conv2d_backward_bias(grad_out)
-        return grad_x, grad_w, grad_b, None, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
 class ConvTranspose2dFn(Function):
@@ -179,7 +184,22 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     only; per dim ``d·(k−1)`` zeros in total, ``total // 2`` before and the rest
     after, so an even kernel gets the extra row at the bottom and column at the right).
     """
-    op = "conv2d"
+    return _conv2d("conv2d", input, weight, bias, stride, padding, dilation, groups, relu=False)
+
+
+def conv2d_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+                groups: int = 1) -> Tensor:
+    """``F.relu(F.conv2d(...))`` with the same arguments, ReLU applied by the convolution's kernel.
+
+    The same values and gradients as the two calls, bit for bit, without ReLU's own pass
+    over the output in the forward (its backward still masks the gradient first):
+    what ``torch.ao.nn.intrinsic.ConvReLU2d`` fuses. :class:`minitorchseg.nn.Sequential`
+    calls it for a ``Conv2d`` followed by a ``ReLU`` (FCN's VGG stages).
+    """
+    return _conv2d("conv2d_relu", input, weight, bias, stride, padding, dilation, groups, relu=True)
+
+
+def _conv2d(op, input, weight, bias, stride, padding, dilation, groups, relu):
     _check_tensors(op, input, weight, bias)
     stride, dilation, groups = _check_geometry(op, stride, dilation, groups)
     cin = input.shape[-3]
@@ -222,7 +242,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
             )
     if extra != (0, 0):
         input = _pad(input, (0, extra[1], 0, extra[0]))
-    return Conv2dFn.apply(input, weight, bias, stride, padding, dilation, groups)
+    return Conv2dFn.apply(input, weight, bias, stride, padding, dilation, groups, relu)
 
 
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,

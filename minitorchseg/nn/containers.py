@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
+from .conv import Conv2d
 from .layers import BatchNorm2d, ReLU
 from .module import Module
 
@@ -15,7 +16,9 @@ class Sequential(Module):
 
     A ``BatchNorm2d`` followed by a ``ReLU`` runs as one fused call
     (:meth:`BatchNorm2d.forward_relu`): the same values and gradients, bit for bit, one
-    pass over the activations fewer each way (as ``torch.ao.nn.intrinsic.BNReLU2d``).
+    pass over the activations fewer each way (as ``torch.ao.nn.intrinsic.BNReLU2d``); so does
+    a ``Conv2d`` followed by a ``ReLU`` (:meth:`Conv2d.forward_relu`, one pass fewer in the
+    forward; ``ConvReLU2d``).
     The children, their names and the state dict are unchanged. A child whose ``forward``
     was replaced on the instance (a recording wrapper, as :func:`minitorchseg.models.summary`
     installs) is called as it is, unfused.
@@ -49,8 +52,9 @@ class Sequential(Module):
 
 
 def _fusable(first: Module, second: Module) -> bool:
-    """Whether ``second(first(x))`` may run as ``first.forward_relu(x)``: a plain BatchNorm2d then a plain ReLU."""
-    return (type(first) is BatchNorm2d and type(second) is ReLU
+    """Whether ``second(first(x))`` may run as ``first.forward_relu(x)``: a plain BatchNorm2d or Conv2d, then a
+    plain ReLU."""
+    return (type(first) in (BatchNorm2d, Conv2d) and type(second) is ReLU
             and "forward" not in vars(first) and "forward" not in vars(second))
 
 

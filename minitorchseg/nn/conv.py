@@ -98,10 +98,16 @@ class Conv2d(_ConvNd):
         return (pw, pw, ph, ph)
 
     def forward(self, input: Tensor) -> Tensor:
+        return self.forward_relu(input, relu=False)
+
+    def forward_relu(self, input: Tensor, relu: bool = True) -> Tensor:
+        """This layer then a ReLU, ReLU applied by the convolution's kernel
+        (:func:`minitorchseg.functional.conv2d_relu`); ``relu=False`` is :meth:`forward` itself."""
+        conv = F.conv2d_relu if relu else F.conv2d
         if self.padding_mode != "zeros":
             padded = F.pad(input, self._pad_widths(), mode=self.padding_mode)
-            return F.conv2d(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+            return conv(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"

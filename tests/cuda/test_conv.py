@@ -141,7 +141,8 @@ def test_col2im_hand_example():
 @few
 @given(g=transpose_geometries(), seed=seeds, dtype=dtypes)
 def test_bias_matches_cpu_and_torch(g, seed, dtype):
-    """The forward kernels' bias (conv2d and conv_transpose2d) and conv2d_backward_bias, against the CPU and torch."""
+    """The forward kernels' bias (conv2d and conv_transpose2d, and conv2d's ReLU) and conv2d_backward_bias, against
+    the CPU and torch."""
     x = randn(seed, (g.n, g.cin, g.h, g.w), dtype)
     w_t = randn(seed + 1, (g.cin, g.og) + g.kernel, dtype)    # conv_transpose2d weight; read as conv2d's below
     b_t = randn(seed + 2, (g.cout,), dtype)
@@ -158,6 +159,8 @@ def test_bias_matches_cpu_and_torch(g, seed, dtype):
                                       dev(b_t))),
         ("conv2d", ref_c, cpu.conv2d_forward(y, w_t, *geometry, b_c),
          gpu.conv2d_forward(dev(y), dev(w_t), *geometry, dev(b_c))),
+        ("conv2d + relu", np.maximum(ref_c, 0), cpu.conv2d_forward(y, w_t, *geometry, b_c, relu=True),
+         gpu.conv2d_forward(dev(y), dev(w_t), *geometry, dev(b_c), relu=True)),
     )
     for name, ref, mine_cpu, ours in cases:
         assert_conv_close(host(ours), ref, "output", g.og * g.kernel[0] * g.kernel[1], f"{name} vs torch")

@@ -144,3 +144,24 @@ def test_conv2d_padding_stride_dilation_example():
     w = np.ones((1, 1, 2, 2))
     out = conv2d_forward(x, w, (2, 2), (1, 1), (2, 2), 1)[0, 0]
     np.testing.assert_array_equal(out, [[5.0, 12.0], [18.0, 40.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cin, cout, n, biased",
+                         [(3, 8, 1, True), (3, 8, 3, False), (8, 8, 2, True), (16, 8, 3, False)])
+def test_conv2d_relu_is_relu_of_the_conv_bit_for_bit(dtype, cin, cout, n, biased):
+    """``relu=True``: the forward kernel's output is relu_forward of its output without, bit for bit, on the
+    im2col route (3 input channels; one image per block and several) and Winograd's (8 and 16 channels), and
+    torch's relu(conv2d) within the conv tolerance."""
+    from minitorchseg.kernels.cpu import relu_forward
+
+    x = randn(0, (n, cin, 9, 11), dtype)
+    w = randn(1, (cout, cin, 3, 3), dtype)
+    b = randn(2, (cout,), dtype) if biased else None
+    geometry = ((1, 1), (1, 1), (1, 1), 1)
+    fused = conv2d_forward(x, w, *geometry, b, relu=True)
+    np.testing.assert_array_equal(fused, relu_forward(conv2d_forward(x, w, *geometry, b)))
+    assert (fused == 0).any() and (fused > 0).any()
+    ref = torch.relu(torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), None if b is None else
+                                                torch.tensor(b), 1, 1)).numpy()
+    assert_conv_close(fused, ref, "output", cin * 9, "conv2d + relu")
