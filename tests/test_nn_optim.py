@@ -36,6 +36,21 @@ def test_batchnorm2d_train_eval_and_running_stats(seed, momentum, affine):
     np.testing.assert_allclose(ours(mts.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
 
 
+def _fused_and_one_by_one(model, twin, fused: str, x, g):
+    """``model(x)`` with ``F.<fused>`` spied on, and ``twin``'s children called one by one; both backward from
+    ``g``. Returns (the calls of ``F.<fused>``, (output, input) of the model, (output, input) of the twin)."""
+    with mock.patch.object(F, fused, wraps=getattr(F, fused)) as spy:
+        xt = mts.tensor(x, requires_grad=True)
+        y = model(xt)
+        y.backward(mts.tensor(g))
+    xu = mts.tensor(x, requires_grad=True)
+    h = xu
+    for m in twin:
+        h = m(h)
+    h.backward(mts.tensor(g))
+    return spy.call_count, (y, xt), (h, xu)
+
+
 @pytest.mark.parametrize("training", [True, False])
 def test_sequential_fuses_batchnorm_then_relu(training):
     """Sequential runs a BatchNorm2d followed by a ReLU as one batch_norm_relu call: the output, every gradient
@@ -56,17 +71,8 @@ def test_sequential_fuses_batchnorm_then_relu(training):
     assert list(model.state_dict()) == list(twin.state_dict()) == [
         "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked",
         "3.weight", "3.bias", "5.weight", "5.bias", "5.running_mean", "5.running_var", "5.num_batches_tracked"]
-    fused = F.batch_norm_relu
-    with mock.patch.object(F, "batch_norm_relu", wraps=fused) as spy:
-        xt = mts.tensor(x, requires_grad=True)
-        y = model(xt)
-        y.backward(mts.tensor(g))
-    assert spy.call_count == 1
-    xu = mts.tensor(x, requires_grad=True)
-    h = xu
-    for m in twin:                       # one by one: batch_norm, then relu
-        h = m(h)
-    h.backward(mts.tensor(g))
+    calls, (y, xt), (h, xu) = _fused_and_one_by_one(model, twin, "batch_norm_relu", x, g)
+    assert calls == 1
     np.testing.assert_array_equal(y.numpy(), h.numpy())
     np.testing.assert_array_equal(xt.grad.numpy(), xu.grad.numpy())
     for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
@@ -74,7 +80,7 @@ def test_sequential_fuses_batchnorm_then_relu(training):
     for (name, b), (_, c) in zip(model.named_buffers(), twin.named_buffers()):
         np.testing.assert_array_equal(b.numpy(), c.numpy(), err_msg=name)
     model[2].__dict__["forward"] = model[2].forward        # a recording wrapper, as models.summary installs
-    with mock.patch.object(F, "batch_norm_relu", wraps=fused) as spy:
+    with mock.patch.object(F, "batch_norm_relu", wraps=F.batch_norm_relu) as spy:
         model(mts.tensor(x))
     assert spy.call_count == 0
 
@@ -94,24 +100,15 @@ def test_sequential_fuses_conv_then_relu(dtype):
         ((3, 8, 3, 1, 1), {}), ((), {}), ((8, 8, 3, 1, 1), {}), ((), {}),
         ((8, 8, 3, 1, 1), {"padding_mode": "reflect"}), ((), {})])]).to(dtype)
     twin.load_state_dict(model.state_dict())
-    fused = F.conv2d_relu
-    with mock.patch.object(F, "conv2d_relu", wraps=fused) as spy:
-        xt = mts.tensor(x, requires_grad=True)
-        y = model(xt)
-        y.backward(mts.tensor(g))
-    assert spy.call_count == 3
-    xu = mts.tensor(x, requires_grad=True)
-    h = xu
-    for m in twin:                       # one by one: conv2d, then relu
-        h = m(h)
-    h.backward(mts.tensor(g))
+    calls, (y, xt), (h, xu) = _fused_and_one_by_one(model, twin, "conv2d_relu", x, g)
+    assert calls == 3
     assert (y.numpy() == 0).any() and (y.numpy() > 0).any()
     np.testing.assert_array_equal(y.numpy(), h.numpy())
     np.testing.assert_array_equal(xt.grad.numpy(), xu.grad.numpy())
     for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
         np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy(), err_msg=name)
     model[0].__dict__["forward"] = model[0].forward        # a recording wrapper, as models.summary installs
-    with mock.patch.object(F, "conv2d_relu", wraps=fused) as spy:
+    with mock.patch.object(F, "conv2d_relu", wraps=F.conv2d_relu) as spy:
         model(mts.tensor(x))
     assert spy.call_count == 2
 
