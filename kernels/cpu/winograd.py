@@ -205,7 +205,7 @@ def _output_transform_kernel(m, out, bias, relu, ty0, T, shares):
         y10 = np.empty(n, dtype=out.dtype)
         y11 = np.empty(n, dtype=out.dtype)
         for oc in range(share * O // shares, (share + 1) * O // shares):
-            bias_o = bias[oc] if bias.shape[0] > 0 else out.dtype.type(0)
+            bias_o = bias[oc] if bias.shape[0] > 0 else zero
             for i in range(B):
                 o = uint64(oc * B + i) * n
                 for b in range(4):
