@@ -8,8 +8,10 @@ gathers at the same indices. Both kernels run one plane per thread.
 
 Indices are flat offsets ``ih·W + iw`` into each ``H×W`` plane (int64), as in
 torch. Shapes: input ``(N, C, H, W)`` or one unbatched image ``(C, H, W)``.
-Every argument (and, for max_unpool2d, every index value) is checked here,
-before any work, so the kernels only ever see valid geometry.
+Every argument is checked here, before any work, so the kernels only ever see
+valid geometry. max_unpool2d's index values are checked by its kernel as the
+scatter reads them (a pass of their own took longer than the scatter): an index
+outside the output plane raises the same ValueError, and nothing is returned.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class MaxPool2dFn(Function):
 
 
 class MaxUnpool2dFn(Function):
-    """``out = max_unpool2d(x, indices)`` of size ``output_hw``; arguments and index values already checked.
+    """``out = max_unpool2d(x, indices)`` of size ``output_hw``; arguments already checked (index values by the kernel).
 
     backward: ``grad_x = grad_out.plane.flat[indices]`` (a gather; no gradient for the indices).
     """
@@ -226,7 +228,7 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, paddi
     padding = _check_pair(op, padding, "padding", 0)
     out_hw = _unpool_output_hw(op, input.shape[-2:], kernel_size, stride, padding, output_size)
     index_data = indices.data if indices.dtype == np.int64 else indices.data.astype(np.int64)
-    # each index is checked against the plane (ValueError) by the kernel, in its own pass
+    # each index value is checked against the plane by the kernel, in the scatter's pass (ValueError)
     if index_data is not indices.data:
         indices = Tensor._from_op(index_data, indices.backend, None)
     return MaxUnpool2dFn.apply(input, indices, out_hw)
